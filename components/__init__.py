@@ -1,0 +1,1 @@
+"""ambient-mesh components: one Pulumi ComponentResource per concern of the Istio ambient tutorial."""

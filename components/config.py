@@ -1,0 +1,284 @@
+"""Typed, validated stack configuration.
+
+Every key is read and checked before any resource is registered: a bad value stops the program with one
+message naming the key, the value received and what is accepted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import pulumi
+
+from components import versions
+
+PROJECT = "ambient-mesh"
+
+ClusterProvider = Literal["kind", "existing"]
+ResourceProfile = Literal["laptop", "chart-defaults"]
+IngressMode = Literal["istio", "none"]
+
+CLUSTER_PROVIDERS: tuple[ClusterProvider, ...] = ("kind", "existing")
+RESOURCE_PROFILES: tuple[ResourceProfile, ...] = ("laptop", "chart-defaults")
+INGRESS_MODES: tuple[IngressMode, ...] = ("istio", "none")
+GATEWAY_API_MODES = ("install", "skip")
+MAX_WORKERS = 10
+NODE_PORT_RANGE = (30000, 32767)
+
+_SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
+_VSEMVER = re.compile(r"^v\d+\.\d+\.\d+$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_URL = re.compile(r"^(https?|oci)://\S+$")
+_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
+
+
+class ConfigError(pulumi.RunError):
+    """A configuration value that the stack cannot use. RunError: Pulumi prints the message, no traceback."""
+
+    def __init__(self, key: str, value: Any, accepted: str) -> None:
+        self.key = key
+        self.value = value
+        self.accepted = accepted
+        super().__init__(f"invalid config {PROJECT}:{key}: got {value!r}; accepted: {accepted}")
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    provider: ClusterProvider = "kind"
+    name: str = "ambient"
+    workers: int = 2
+    node_image: str | None = None
+    # Host port that kind maps to the ingress gateway's NodePort: http://localhost:<port>/productpage.
+    ingress_host_port: int = 8080
+    ingress_node_port: int = 30080
+    kubeconfig: str | None = None
+    context: str | None = None
+
+    @property
+    def nodes(self) -> int:
+        return 1 + self.workers
+
+
+@dataclass(frozen=True)
+class IstioConfig:
+    version: str = versions.ISTIO_VERSION
+    # A Helm repository URL, or a local directory holding one sub-directory per chart (air-gapped use, tests).
+    repository: str = versions.ISTIO_CHART_REPOSITORY
+    resource_profile: ResourceProfile = "laptop"
+
+    @property
+    def local_charts(self) -> bool:
+        return not _URL.match(self.repository)
+
+
+@dataclass(frozen=True)
+class GatewayApiConfig:
+    mode: Literal["install", "skip"] = "install"
+    version: str = versions.GATEWAY_API_VERSION
+    # URL or local file of the CRD bundle; empty means the official release of `version`.
+    source: str = ""
+
+    @property
+    def install(self) -> bool:
+        return self.mode == "install"
+
+    @property
+    def resolved_source(self) -> str:
+        return self.source or versions.GATEWAY_API_RELEASE_URL.format(version=self.version)
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    namespace: str = "default"
+    bookinfo_tag: str = versions.BOOKINFO_TAG
+    ingress: IngressMode = "istio"
+
+    @property
+    def create_namespace(self) -> bool:
+        # `default` always exists; any other namespace is ours to create (and to delete on destroy).
+        return self.namespace != "default"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    cluster: ClusterConfig
+    istio: IstioConfig
+    gateway_api: GatewayApiConfig
+    app: AppConfig
+
+
+# --- parsing -------------------------------------------------------------------------------------------------
+
+SECTIONS = {
+    "cluster": ("provider", "name", "workers", "nodeImage", "ingressHostPort", "ingressNodePort", "kubeconfig",
+                "context"),
+    "istio": ("version", "repository", "resourceProfile"),
+    "gatewayApi": ("mode", "version", "source"),
+    "app": ("namespace", "bookinfoTag", "ingress"),
+}
+
+
+class _Section:
+    """Typed reads of one config object, each naming its full key in errors."""
+
+    def __init__(self, name: str, raw: Any) -> None:
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            raise ConfigError(name, raw, f"an object with keys {', '.join(SECTIONS[name])}")
+        unknown = sorted(set(raw) - set(SECTIONS[name]))
+        if unknown:
+            raise ConfigError(f"{name}.{unknown[0]}", raw[unknown[0]],
+                              f"one of the keys {', '.join(SECTIONS[name])} (unknown key)")
+        self.name = name
+        self.raw = raw
+
+    def key(self, field: str) -> str:
+        return f"{self.name}.{field}"
+
+    def string(self, field: str, default: str, pattern: re.Pattern[str] | None = None,
+               accepted: str = "a non-empty string") -> str:
+        value = self.raw.get(field, default)
+        if not isinstance(value, str) or not value or (pattern is not None and not pattern.match(value)):
+            raise ConfigError(self.key(field), value, accepted)
+        return value
+
+    def optional_string(self, field: str, accepted: str = "a non-empty string or nothing",
+                        pattern: re.Pattern[str] | None = None) -> str | None:
+        value = self.raw.get(field)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str) or (pattern is not None and not pattern.match(value)):
+            raise ConfigError(self.key(field), value, accepted)
+        return value
+
+    def choice(self, field: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.raw.get(field, default)
+        if value not in choices:
+            raise ConfigError(self.key(field), value, "one of " + ", ".join(choices))
+        return cast(str, value)
+
+    def integer(self, field: str, default: int, low: int, high: int) -> int:
+        value = self.raw.get(field, default)
+        # YAML `workers: "2"` arrives as a string; bool is an int in Python and never a count or a port.
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(self.key(field), value, f"an integer from {low} to {high}")
+        return value
+
+
+def parse_config(raw: Mapping[str, Any]) -> StackConfig:
+    """Build the typed config from plain data (the `ambient-mesh:*` objects of a stack file)."""
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(unknown[0], raw[unknown[0]], "one of the keys " + ", ".join(SECTIONS))
+    return StackConfig(
+        cluster=_parse_cluster(_Section("cluster", raw.get("cluster"))),
+        istio=_parse_istio(_Section("istio", raw.get("istio"))),
+        gateway_api=_parse_gateway_api(_Section("gatewayApi", raw.get("gatewayApi"))),
+        app=_parse_app(_Section("app", raw.get("app"))),
+    )
+
+
+def _parse_cluster(s: _Section) -> ClusterConfig:
+    d = ClusterConfig()
+    provider = s.raw.get("provider", d.provider)
+    if provider not in CLUSTER_PROVIDERS:
+        hint = " (K3s does not work with Istio ambient's CNI; use kind, or existing for minikube and others)"
+        raise ConfigError(s.key("provider"), provider,
+                          "one of " + ", ".join(CLUSTER_PROVIDERS) + (hint if provider in ("k3s", "k3d") else ""))
+    name = s.string("name", d.name, _DNS_LABEL, "a lower-case DNS label of at most 40 characters, e.g. ambient")
+    if len(name) > 40:
+        raise ConfigError(s.key("name"), name, "a lower-case DNS label of at most 40 characters, e.g. ambient")
+    kubeconfig = s.optional_string("kubeconfig", "a path to a kubeconfig file")
+    context = s.optional_string("context", "a kubeconfig context name")
+    if provider == "existing":
+        if kubeconfig is None and context is None:
+            raise ConfigError(s.key("kubeconfig"), None,
+                              "for provider existing, a kubeconfig path and/or a context (e.g. context: minikube)")
+        if kubeconfig is not None and not Path(os.path.expanduser(kubeconfig)).is_file():
+            raise ConfigError(s.key("kubeconfig"), kubeconfig, "the path of an existing kubeconfig file")
+    elif kubeconfig is not None or context is not None:
+        field = "kubeconfig" if kubeconfig is not None else "context"
+        raise ConfigError(s.key(field), kubeconfig or context,
+                          "nothing for provider kind (the stack reads the kind cluster's own kubeconfig)")
+    return ClusterConfig(
+        provider=cast(ClusterProvider, provider),
+        name=name,
+        workers=s.integer("workers", d.workers, 0, MAX_WORKERS),
+        node_image=s.optional_string("nodeImage", "a kind node image reference such as kindest/node:v1.35.0",
+                                     _IMAGE),
+        ingress_host_port=s.integer("ingressHostPort", d.ingress_host_port, 1, 65535),
+        ingress_node_port=s.integer("ingressNodePort", d.ingress_node_port, *NODE_PORT_RANGE),
+        kubeconfig=os.path.expanduser(kubeconfig) if kubeconfig else None,
+        context=context,
+    )
+
+
+def _parse_istio(s: _Section) -> IstioConfig:
+    d = IstioConfig()
+    version = s.string("version", d.version, _SEMVER, "an Istio release as x.y.z, e.g. 1.31.1")
+    repository = s.string("repository", d.repository,
+                          accepted="an http(s):// or oci:// chart repository, or a local directory of charts")
+    if not _URL.match(repository):
+        charts = Path(os.path.expanduser(repository))
+        if not charts.is_dir():
+            raise ConfigError(s.key("repository"), repository,
+                              "an http(s):// or oci:// chart repository, or an existing local directory of charts")
+        repository = str(charts.resolve())
+    return IstioConfig(
+        version=version,
+        repository=repository,
+        resource_profile=cast(ResourceProfile, s.choice("resourceProfile", d.resource_profile, RESOURCE_PROFILES)),
+    )
+
+
+def _parse_gateway_api(s: _Section) -> GatewayApiConfig:
+    d = GatewayApiConfig()
+    mode = s.choice("mode", d.mode, GATEWAY_API_MODES)
+    version = s.string("version", d.version, _VSEMVER, "a Gateway API release as vX.Y.Z, e.g. v1.5.1")
+    source = s.optional_string("source", "an http(s):// URL or a local YAML file") or ""
+    if source and not _URL.match(source):
+        path = Path(os.path.expanduser(source))
+        if not path.is_file():
+            raise ConfigError(s.key("source"), source, "an http(s):// URL or an existing local YAML file")
+        source = str(path.resolve())
+    return GatewayApiConfig(mode=cast(Literal["install", "skip"], mode), version=version, source=source)
+
+
+def _parse_app(s: _Section) -> AppConfig:
+    d = AppConfig()
+    namespace = s.string("namespace", d.namespace, _DNS_LABEL,
+                         "a Kubernetes namespace name: lower-case DNS label, at most 63 characters")
+    if len(namespace) > 63 or namespace.startswith("kube-") or namespace == "istio-system":
+        raise ConfigError(s.key("namespace"), namespace,
+                          "a namespace of your own (not istio-system or kube-*), lower-case DNS label, at most 63 "
+                          "characters")
+    return AppConfig(
+        namespace=namespace,
+        bookinfo_tag=s.string("bookinfoTag", d.bookinfo_tag, _SEMVER, "a Bookinfo image tag as x.y.z, e.g. 1.20.3"),
+        ingress=cast(IngressMode, s.choice("ingress", d.ingress, INGRESS_MODES)),
+    )
+
+
+def load_config() -> StackConfig:
+    """Read and validate the running stack's `ambient-mesh:*` config."""
+    config = pulumi.Config(PROJECT)
+    return parse_config({section: config.get_object(section) for section in SECTIONS})
+
+
+def read_stack_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The `ambient-mesh:*` objects of a Pulumi.<stack>.yaml, keyed by section (for tools that run without Pulumi)."""
+    import yaml
+
+    with open(path, encoding="utf-8") as handle:
+        document = yaml.safe_load(handle) or {}
+    prefix = f"{PROJECT}:"
+    return {key[len(prefix):]: value for key, value in (document.get("config") or {}).items()
+            if key.startswith(prefix)}

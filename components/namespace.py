@@ -1,0 +1,64 @@
+"""The app namespace and its ambient enrolment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+AMBIENT_LABEL = {"istio.io/dataplane-mode": "ambient"}
+
+
+@dataclass
+class AppNamespaceArgs:
+    name: str
+    create: bool
+    provider: k8s.Provider
+
+
+class AppNamespace(pulumi.ComponentResource):
+    """Creates the app namespace, unless it is one that always exists (`default`)."""
+
+    name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: AppNamespaceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ambient-mesh:namespace:AppNamespace", name, None, opts)
+        if args.create:
+            namespace = k8s.core.v1.Namespace(
+                f"{name}-namespace",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=args.name),
+                opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+            )
+            self.name = namespace.metadata.name
+        else:
+            self.name = pulumi.Output.from_input(args.name)
+        self.register_outputs({"name": self.name})
+
+
+@dataclass
+class AmbientEnrolmentArgs:
+    namespace: pulumi.Input[str]
+    dataplane: list[pulumi.Resource]
+    provider: k8s.Provider
+
+
+class AmbientEnrolment(pulumi.ComponentResource):
+    """Labels the namespace istio.io/dataplane-mode=ambient with a patch: destroy removes the label and nothing else."""
+
+    patch: k8s.core.v1.NamespacePatch
+
+    def __init__(self, name: str, args: AmbientEnrolmentArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ambient-mesh:namespace:AmbientEnrolment", name, None, opts)
+        self.patch = k8s.core.v1.NamespacePatch(
+            f"{name}-label",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=args.namespace,
+                labels=AMBIENT_LABEL,
+                # Takes the label over from a `kubectl label` done by hand while following the tutorial.
+                annotations={"pulumi.com/patchForce": "true"},
+            ),
+            # Labelling before ztunnel and istio-cni are ready makes new pods fail with "no ztunnel connection".
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=args.dataplane),
+        )
+        self.register_outputs({"labels": self.patch.metadata.labels})

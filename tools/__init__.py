@@ -1,0 +1,1 @@
+"""Developer tools: run the stack under mocks, draw its graph, report resource totals."""

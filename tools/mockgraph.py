@@ -1,0 +1,144 @@
+"""Run the stack under Pulumi mocks and record every registration: the graph without a cluster or an engine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks, rpc
+
+from components.config import PROJECT, StackConfig
+from components.stack import AmbientMeshStack, build_stack, stack_outputs
+
+
+@dataclass
+class Registration:
+    type: str
+    name: str
+    urn: str
+    parent: str
+    custom: bool
+    provider: str
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    inputs: dict[str, Any]
+
+    @property
+    def implicit_dependencies(self) -> set[str]:
+        return {urn for urns in self.property_dependencies.values() for urn in urns}
+
+    @property
+    def explicit_dependencies(self) -> set[str]:
+        """URNs named by depends_on: dependencies that no input carries."""
+        return set(self.dependencies) - self.implicit_dependencies
+
+
+class EchoMocks(mocks.Mocks):
+    """Every resource's outputs are its inputs; no call is expected (the stack makes none)."""
+
+    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
+        raise AssertionError(f"unexpected provider call {args.token}")
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    """A MockMonitor that keeps type, name, parent, dependencies, provider and inputs of every registration."""
+
+    def __init__(self, mock: mocks.Mocks) -> None:
+        super().__init__(mock)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.registrations.append(Registration(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                parent=request.parent,
+                custom=request.custom,
+                provider=request.provider,
+                dependencies=list(request.dependencies),
+                property_dependencies={key: list(deps.urns) for key, deps in request.propertyDependencies.items()},
+                inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
+            ))
+        return response
+
+
+@dataclass
+class Graph:
+    registrations: list[Registration]
+    stack: AmbientMeshStack
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[Registration]:
+        return iter(self.registrations)
+
+    def get(self, name: str) -> Registration:
+        found = [r for r in self.registrations if r.name == name]
+        if len(found) != 1:
+            raise KeyError(f"{len(found)} registrations named {name!r}")
+        return found[0]
+
+    def by_urn(self, urn: str) -> Registration:
+        return next(r for r in self.registrations if r.urn == urn)
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.registrations if r.type == type_]
+
+    def names(self, urns: set[str] | list[str]) -> set[str]:
+        return {self.by_urn(urn).name for urn in urns}
+
+    def depends_on(self, name: str) -> set[str]:
+        """Names of the resources that `name` waits for directly (inputs and depends_on)."""
+        return self.names(self.get(name).dependencies)
+
+    def explicit(self, name: str) -> set[str]:
+        return self.names(self.get(name).explicit_dependencies)
+
+    def waits_for(self, name: str) -> set[str]:
+        """Every resource that `name` waits for, directly or through others."""
+        seen: set[str] = set()
+        todo = list(self.get(name).dependencies)
+        while todo:
+            urn = todo.pop()
+            if urn in seen:
+                continue
+            seen.add(urn)
+            todo.extend(self.by_urn(urn).dependencies)
+        return self.names(seen)
+
+    def children(self, parent_name: str) -> list[Registration]:
+        parent = self.get(parent_name).urn
+        return [r for r in self.registrations if r.parent == parent]
+
+    def component_of(self, registration: Registration) -> Registration | None:
+        """The nearest ambient-mesh component above a resource."""
+        urn = registration.parent
+        while urn:
+            parent = self.by_urn(urn)
+            if parent.type.startswith(f"{PROJECT}:"):
+                return parent
+            urn = parent.parent
+        return None
+
+
+def run_stack(config: StackConfig, stack_name: str = "dev") -> Graph:
+    """Build the whole stack under mocks (preview=False so every apply runs) and return what it registered."""
+    echo = EchoMocks()
+    monitor = RecordingMonitor(echo)
+    pulumi.runtime.set_mocks(echo, project=PROJECT, stack=stack_name, preview=False, monitor=monitor)
+    result: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[Any]:
+        built = build_stack(config)
+        result["stack"] = built
+        return pulumi.Output.all(**stack_outputs(built)).apply(lambda values: result.update(outputs=values))
+
+    program()
+    return Graph(monitor.registrations, result["stack"], result["outputs"])
