@@ -85,10 +85,11 @@ class Cluster(pulumi.ComponentResource):
                 create=KIND_KUBECONFIG,
                 environment=environment,
                 interpreter=["/bin/sh", "-c"],
+                # Re-read whenever the cluster is recreated (and only after it exists).
                 triggers=[created.id],
                 logging=command.local.Logging.NONE,
                 # The kubeconfig holds the cluster's admin credentials.
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[created], additional_secret_outputs=["stdout"]),
+                opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stdout"]),
             )
             self.kubeconfig = pulumi.Output.secret(read.stdout)
             self.cluster_name = pulumi.Output.from_input(config.name)

@@ -52,7 +52,7 @@ class AmbientEnrolment(pulumi.ComponentResource):
         super().__init__("ambient-mesh:namespace:AmbientEnrolment", name, None, opts)
         self.patch = k8s.core.v1.NamespacePatch(
             f"{name}-label",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
+            metadata=k8s.meta.v1.ObjectMetaPatchArgs(
                 name=args.namespace,
                 labels=AMBIENT_LABEL,
                 # Takes the label over from a `kubectl label` done by hand while following the tutorial.

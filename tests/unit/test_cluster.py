@@ -1,0 +1,83 @@
+"""The cluster: kind's config and lifecycle commands, and existing clusters through a kubeconfig/context."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from components.cluster import kind_config
+from tests.conftest import dev_config
+from tools.mockgraph import run_stack
+
+
+def test_kind_config_has_a_control_plane_and_the_configured_workers() -> None:
+    config = dev_config(cluster={"workers": 3, "nodeImage": "kindest/node:v1.35.0"})
+    document = yaml.safe_load(kind_config(config.cluster))
+    assert document["apiVersion"] == "kind.x-k8s.io/v1alpha4" and document["kind"] == "Cluster"
+    roles = [n["role"] for n in document["nodes"]]
+    assert roles == ["control-plane", "worker", "worker", "worker"]
+    assert {n["image"] for n in document["nodes"]} == {"kindest/node:v1.35.0"}
+
+
+def test_kind_maps_the_host_port_to_the_gateway_node_port() -> None:
+    config = dev_config()
+    [mapping] = yaml.safe_load(kind_config(config.cluster))["nodes"][0]["extraPortMappings"]
+    assert mapping["hostPort"] == config.cluster.ingress_host_port == 8080
+    assert mapping["containerPort"] == config.cluster.ingress_node_port
+    graph = run_stack(config)
+    [gateway] = [r for r in graph.of_type("kubernetes:helm.sh/v3:Release")
+                 if r.inputs["name"] == "istio-ingressgateway"]
+    node_ports = {p.get("nodePort") for p in gateway.inputs["values"]["service"]["ports"]}
+    assert mapping["containerPort"] in node_ports
+    assert graph.outputs["ingressUrl"] == f"http://localhost:{mapping['hostPort']}/productpage"
+
+
+def test_kind_cluster_lifecycle_commands() -> None:
+    graph = run_stack(dev_config())
+    create = graph.get("cluster-kind").inputs
+    assert "kind create cluster" in create["create"] and "--config -" in create["create"]
+    assert "kind delete cluster" in create["delete"]
+    assert create["environment"] == {"CLUSTER_NAME": "ambient"}
+    assert yaml.safe_load(create["stdin"]) == yaml.safe_load(kind_config(dev_config().cluster))
+    assert "already exists" in create["create"]  # refuses to adopt a cluster it did not create
+    read = graph.get("cluster-kubeconfig").inputs
+    assert "kind get kubeconfig" in read["create"] and read["environment"] == {"CLUSTER_NAME": "ambient"}
+
+
+def test_existing_cluster_creates_nothing_and_uses_kubeconfig_and_context(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    graph = run_stack(dev_config(cluster={"provider": "existing", "kubeconfig": str(kubeconfig),
+                                          "context": "minikube"}))
+    assert not graph.of_type("command:local:Command")
+    provider = graph.get("cluster-provider").inputs
+    assert provider["context"] == "minikube"
+    assert provider["kubeconfig"]["value"] == kubeconfig.read_text()
+    assert graph.outputs["clusterName"] == "minikube"
+    assert graph.outputs["tryIt"]["portForward"].startswith("kubectl --context minikube port-forward")
+    reference = f"{graph.get('cluster-provider').urn}::cluster-provider-id"
+    assert all(r.provider == reference for r in graph if r.type.startswith("kubernetes:"))
+
+
+def test_existing_cluster_by_context_only_uses_the_default_kubeconfig() -> None:
+    graph = run_stack(dev_config(cluster={"provider": "existing", "context": "minikube"}))
+    provider = graph.get("cluster-provider").inputs
+    assert provider["context"] == "minikube" and "kubeconfig" not in provider
+
+
+def test_outputs() -> None:
+    config = dev_config()
+    outputs = run_stack(config).outputs
+    assert set(outputs) == {"ingressUrl", "clusterName", "kubeconfig", "istioVersion", "appNamespace", "tryIt"}
+    assert outputs["istioVersion"] == config.istio.version
+    assert outputs["clusterName"] == config.cluster.name
+    assert outputs["appNamespace"] == config.app.namespace
+    context = f"--context kind-{config.cluster.name}"
+    try_it = outputs["tryIt"]
+    assert set(try_it) >= {"viaIngress", "fromSleep", "fromNotsleep", "ztunnelLogs", "fromSleepViaIngress"}
+    assert try_it["viaIngress"].startswith(f"curl -s {outputs['ingressUrl']}")
+    assert context in try_it["fromSleep"] and "deploy/sleep" in try_it["fromSleep"]
+    assert "deploy/notsleep" in try_it["fromNotsleep"]
+    assert "http://istio-ingressgateway.istio-system/productpage" in try_it["fromSleepViaIngress"]
+    assert try_it["ztunnelLogs"] == f"kubectl {context} logs -n istio-system -l app=ztunnel --tail 20"

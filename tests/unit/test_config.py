@@ -1,0 +1,157 @@
+"""Config: defaults, the dev stack file, and every bad value stopping the program with one clear message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pytest
+
+from components import versions
+from components.config import (
+    ConfigError,
+    load_config,
+    parse_config,
+)
+from tests.conftest import DEV_STACK_FILE, GATEWAY_API_FIXTURE, REPO, dev_config, dev_raw_config
+from tools.mockgraph import EchoMocks, RecordingMonitor
+
+BAD_VALUES: list[tuple[str, str, Any, str]] = [
+    # section, key, value, a word the "accepted" part must contain
+    ("cluster", "workers", -1, "integer from 0"),
+    ("cluster", "workers", 2.5, "integer"),
+    ("cluster", "workers", True, "integer"),
+    ("cluster", "workers", "many", "integer"),
+    ("cluster", "provider", "k3s", "K3s does not work"),
+    ("cluster", "provider", "minikube", "kind, existing"),
+    ("cluster", "name", "Ambient_Mesh", "DNS label"),
+    ("cluster", "name", "x" * 41, "at most 40"),
+    ("cluster", "ingressHostPort", 0, "from 1 to 65535"),
+    ("cluster", "ingressHostPort", 70000, "from 1 to 65535"),
+    ("cluster", "ingressNodePort", 8080, "from 30000 to 32767"),
+    ("cluster", "nodeImage", "kindest/node:v1.35 bad", "kind node image"),
+    ("cluster", "kubeconfig", "/tmp/kubeconfig", "nothing for provider kind"),
+    ("cluster", "replicas", 3, "unknown key"),
+    ("istio", "version", "1.31", "x.y.z"),
+    ("istio", "version", "latest", "x.y.z"),
+    ("istio", "version", "v1.31.1", "x.y.z"),
+    ("istio", "repository", "/nonexistent/charts", "existing local directory"),
+    ("istio", "resourceProfile", "tiny", "laptop, chart-defaults"),
+    ("gatewayApi", "mode", "auto", "install, skip"),
+    ("gatewayApi", "version", "1.5.1", "vX.Y.Z"),
+    ("gatewayApi", "source", "/nonexistent/crds.yaml", "existing local YAML file"),
+    ("app", "namespace", "Book_Info", "DNS label"),
+    ("app", "namespace", "-bookinfo", "DNS label"),
+    ("app", "namespace", "b" * 64, "at most 63"),
+    ("app", "namespace", "istio-system", "not istio-system"),
+    ("app", "namespace", "kube-system", "kube-"),
+    ("app", "bookinfoTag", "latest", "x.y.z"),
+    ("app", "ingress", "nginx", "istio, none"),
+]
+
+
+@pytest.mark.parametrize(("section", "key", "value", "accepted"), BAD_VALUES,
+                         ids=[f"{s}.{k}={v!r}"[:60] for s, k, v, _ in BAD_VALUES])
+def test_bad_value_names_key_value_and_what_is_accepted(section: str, key: str, value: Any, accepted: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(dev_raw_config(**{section: {key: value}}))
+    message = str(raised.value)
+    assert f"ambient-mesh:{section}.{key}" in message
+    assert repr(value) in message
+    assert accepted in message
+    assert message.count("\n") == 0
+
+
+def test_existing_cluster_needs_a_kubeconfig_or_a_context() -> None:
+    with pytest.raises(ConfigError, match=r"cluster\.kubeconfig.*kubeconfig path and/or a context"):
+        parse_config(dev_raw_config(cluster={"provider": "existing"}))
+
+
+def test_existing_cluster_kubeconfig_must_exist() -> None:
+    with pytest.raises(ConfigError, match="existing kubeconfig file"):
+        parse_config(dev_raw_config(cluster={"provider": "existing", "kubeconfig": "/nonexistent/kubeconfig"}))
+
+
+def test_unknown_section_is_rejected() -> None:
+    raw = dev_raw_config()
+    raw["mesh"] = {}
+    with pytest.raises(ConfigError, match="ambient-mesh:mesh"):
+        parse_config(raw)
+
+
+def test_section_must_be_an_object() -> None:
+    raw = dev_raw_config()
+    raw["istio"] = "1.31.1"
+    with pytest.raises(ConfigError, match="ambient-mesh:istio: got '1.31.1'"):
+        parse_config(raw)
+
+
+def test_defaults_follow_the_pins() -> None:
+    config = parse_config({})
+    assert config.istio.version == versions.ISTIO_VERSION
+    assert config.istio.repository == versions.ISTIO_CHART_REPOSITORY
+    assert config.gateway_api.version == versions.GATEWAY_API_VERSION
+    assert config.gateway_api.resolved_source.endswith(f"/{versions.GATEWAY_API_VERSION}/standard-install.yaml")
+    assert config.app.bookinfo_tag == versions.BOOKINFO_TAG
+    assert (config.cluster.provider, config.cluster.workers, config.app.namespace) == ("kind", 2, "default")
+
+
+def test_dev_stack_file_sets_every_key_explicitly() -> None:
+    from components.config import SECTIONS, read_stack_file
+
+    raw = read_stack_file(DEV_STACK_FILE)
+    for section, keys in SECTIONS.items():
+        missing = {"kubeconfig", "context"} if section == "cluster" else set()  # kind mode refuses them
+        assert set(raw[section]) == set(keys) - missing, section
+
+
+def test_dev_stack_matches_the_pins() -> None:
+    """Pulumi.dev.yaml repeats the pins explicitly; a pin bump must update it too."""
+    config = dev_config()
+    assert config.istio.version == versions.ISTIO_VERSION
+    assert config.gateway_api.version == versions.GATEWAY_API_VERSION
+    assert config.app.bookinfo_tag == versions.BOOKINFO_TAG
+
+
+def test_local_chart_directory_and_file_sources_are_resolved(tmp_path: Any) -> None:
+    config = dev_config(istio={"repository": str(tmp_path)}, gatewayApi={"source": str(GATEWAY_API_FIXTURE)})
+    assert config.istio.local_charts
+    assert config.istio.repository == str(tmp_path.resolve())
+    assert config.gateway_api.resolved_source == str(GATEWAY_API_FIXTURE)
+
+
+def test_integer_given_as_string_is_accepted() -> None:
+    assert dev_config(cluster={"workers": "3"}).cluster.workers == 3
+
+
+def test_existing_mode_with_context_only() -> None:
+    config = dev_config(cluster={"provider": "existing", "context": "minikube"})
+    assert (config.cluster.provider, config.cluster.context, config.cluster.kubeconfig) == (
+        "existing", "minikube", None)
+
+
+def test_bad_config_stops_the_program_before_any_resource_is_registered() -> None:
+    """Runs __main__ as `pulumi up` would, with a bad value in the stack config."""
+    echo = EchoMocks()
+    monitor = RecordingMonitor(echo)
+    pulumi.runtime.set_mocks(echo, project="ambient-mesh", stack="dev", preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config({
+        "ambient-mesh:cluster": '{"provider": "kind", "workers": -3}',
+        "ambient-mesh:gatewayApi": f'{{"source": "{GATEWAY_API_FIXTURE}"}}',
+    })
+    try:
+        with pytest.raises(ConfigError, match=r"ambient-mesh:cluster\.workers: got -3"):
+            main = (REPO / "__main__.py").read_text()
+            exec(compile(main, "__main__.py", "exec"), {"__name__": "__main__"})  # noqa: S102 - our own program
+        assert monitor.registrations == []
+    finally:
+        pulumi.runtime.set_all_config({})
+
+
+def test_load_config_reads_the_stack_config() -> None:
+    pulumi.runtime.set_all_config({"ambient-mesh:app": '{"namespace": "bookinfo", "ingress": "none"}'})
+    try:
+        config = load_config()
+    finally:
+        pulumi.runtime.set_all_config({})
+    assert (config.app.namespace, config.app.ingress, config.app.create_namespace) == ("bookinfo", "none", True)

@@ -1,0 +1,147 @@
+"""The dependency graph: each step waits for what it really needs, and nothing else."""
+
+from __future__ import annotations
+
+from components.config import PROJECT
+from tests.conftest import dev_config
+from tools.mockgraph import Graph, run_stack
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+WORKLOAD_TYPES = ("kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service", "kubernetes:core/v1:ServiceAccount")
+
+
+
+def release_named(graph: Graph, helm_name: str) -> str:
+    """Pulumi name of the release whose Helm release name is `helm_name`."""
+    [found] = [r.name for r in graph.of_type(RELEASE) if r.inputs["name"] == helm_name]
+    return found
+
+
+def test_istiod_waits_for_base_crds(graph: Graph) -> None:
+    assert release_named(graph, "istio-base") in graph.explicit(release_named(graph, "istiod"))
+
+
+def test_ztunnel_waits_for_istiod(graph: Graph) -> None:
+    assert release_named(graph, "istiod") in graph.explicit(release_named(graph, "ztunnel"))
+
+
+def test_ingress_gateway_waits_for_istiod_injector(graph: Graph) -> None:
+    assert release_named(graph, "istiod") in graph.explicit(release_named(graph, "istio-ingressgateway"))
+
+
+def test_cni_and_base_start_at_once(graph: Graph) -> None:
+    """Neither base nor istio-cni needs another release: they start as soon as istio-system exists."""
+    for helm_name in ("istio-base", "istio-cni"):
+        waits = graph.waits_for(release_named(graph, helm_name))
+        assert not any(graph.get(n).type == RELEASE for n in waits), (helm_name, waits)
+        assert "istio-namespace" in waits
+
+
+def test_every_release_is_in_istio_system_and_waits_for_it(graph: Graph) -> None:
+    releases = graph.of_type(RELEASE)
+    assert {r.inputs["name"] for r in releases} == {"istio-base", "istiod", "istio-cni", "ztunnel",
+                                                   "istio-ingressgateway"}
+    namespace = graph.get("istio-namespace")
+    for release in releases:
+        assert release.inputs["namespace"] == namespace.inputs["metadata"]["name"] == "istio-system"
+        assert namespace.urn in release.property_dependencies["namespace"]
+        assert release.inputs["skipAwait"] is False  # each release waits for its workloads
+
+
+def test_enrolment_waits_for_ztunnel_and_cni_only(graph: Graph) -> None:
+    [patch] = graph.of_type("kubernetes:core/v1:NamespacePatch")
+    assert graph.explicit(patch.name) == {release_named(graph, "ztunnel"), release_named(graph, "istio-cni")}
+
+
+def test_app_workloads_do_not_wait_for_istio(graph: Graph) -> None:
+    """Ambient captures running pods when the namespace is enrolled: the app deploys in parallel with the mesh."""
+    app = [r for r in graph if r.type in WORKLOAD_TYPES]
+    assert len(app) == 4 + 4 + 6 + 3 * 2  # bookinfo SAs, Services, Deployments; sleep/notsleep SA+Service+Deployment
+    for workload in app:
+        waited = {graph.get(n).type for n in graph.waits_for(workload.name)}
+        assert RELEASE not in waited, workload.name
+        assert "kubernetes:core/v1:NamespacePatch" not in waited, workload.name
+
+
+def test_istio_config_waits_for_crds_and_webhook(graph: Graph) -> None:
+    istio_kinds = [r for r in graph if r.type.startswith("kubernetes:networking.istio.io/")]
+    assert {r.type.rsplit(":", 1)[1] for r in istio_kinds} == {"Gateway", "VirtualService"}
+    for resource in istio_kinds:
+        assert {release_named(graph, "istio-base"), release_named(graph, "istiod")} <= graph.explicit(resource.name)
+
+
+def test_kubeconfig_is_read_after_kind_creates_the_cluster(graph: Graph) -> None:
+    assert graph.depends_on("cluster-kubeconfig") == {"cluster-kind"}
+    assert graph.get("cluster-kubeconfig").inputs["logging"] == "none"
+
+
+def test_gateway_api_crds_wait_for_nothing_but_the_cluster(graph: Graph) -> None:
+    crds = graph.of_type("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition")
+    assert {c.inputs["metadata"]["name"] for c in crds} >= {"gateways.gateway.networking.k8s.io",
+                                                              "httproutes.gateway.networking.k8s.io"}
+    for crd in crds:
+        assert graph.waits_for(crd.name) == set()
+
+
+def test_only_documented_depends_on(graph: Graph) -> None:
+    """Every explicit depends_on in the graph is one of the real needs listed here."""
+    explicit = {(r.name, dep) for r in graph for dep in graph.explicit(r.name)
+                if r.custom and graph.get(dep).custom}
+    expected = {
+        (release_named(graph, "istiod"), release_named(graph, "istio-base")),
+        (release_named(graph, "ztunnel"), release_named(graph, "istiod")),
+        (release_named(graph, "istio-ingressgateway"), release_named(graph, "istiod")),
+    }
+    expected |= {(p.name, release_named(graph, n)) for p in graph.of_type("kubernetes:core/v1:NamespacePatch")
+                 for n in ("ztunnel", "istio-cni")}
+    expected |= {(r.name, release_named(graph, n)) for r in graph if r.type.startswith("kubernetes:networking.istio.io")
+                 for n in ("istio-base", "istiod")}
+    # A pod whose ServiceAccount does not exist yet is refused by admission: each Deployment waits for its own.
+    accounts = {sa.inputs["metadata"]["name"]: sa.name for sa in graph.of_type("kubernetes:core/v1:ServiceAccount")}
+    expected |= {(d.name, accounts[d.inputs["spec"]["template"]["spec"]["serviceAccountName"]])
+                 for d in graph.of_type("kubernetes:apps/v1:Deployment")}
+    assert explicit == expected
+
+
+def test_every_kubernetes_resource_uses_the_cluster_provider(graph: Graph) -> None:
+    provider = graph.get("cluster-provider")
+    reference = f"{provider.urn}::{provider.name}-id"
+    kubernetes = [r for r in graph if r.type.startswith("kubernetes:")]
+    assert len(kubernetes) > 30
+    for resource in kubernetes:
+        assert resource.provider == reference, resource.name
+
+
+def test_provider_is_built_from_the_kind_kubeconfig_as_a_secret(graph: Graph) -> None:
+    provider = graph.get("cluster-provider")
+    assert graph.names(provider.property_dependencies["kubeconfig"]) == {"cluster-kubeconfig"}
+    assert set(provider.inputs["kubeconfig"]) == {"4dabf18193072939515e22adb298388d", "value"}  # a secret
+
+
+def test_every_resource_belongs_to_a_component_and_is_named_after_it(graph: Graph) -> None:
+    for resource in graph:
+        if resource.type.startswith(f"{PROJECT}:"):
+            assert "::pulumi:pulumi:Stack::" in resource.parent, resource.name  # components sit at the top
+            assert not resource.custom
+            continue
+        component = graph.component_of(resource)
+        assert component is not None, resource.name
+        assert resource.name.startswith(f"{component.name}-"), (resource.name, component.name)
+
+
+def test_component_tokens_are_consistent(graph: Graph) -> None:
+    tokens = [r.type for r in graph if not r.custom]
+    assert tokens and all(t.startswith(f"{PROJECT}:") and len(t.split(":")) == 3 for t in tokens)
+    assert len(set(tokens)) == len(tokens)
+
+
+def test_ingress_off_removes_gateway_release_and_routing() -> None:
+    graph = run_stack(dev_config(app={"ingress": "none"}))
+    assert "istio-ingressgateway" not in {r.inputs["name"] for r in graph.of_type(RELEASE)}
+    assert not [r for r in graph if r.type.startswith("kubernetes:networking.istio.io/")]
+    assert graph.outputs["ingressUrl"] is None
+
+
+def test_gateway_api_skip_installs_no_crd() -> None:
+    graph = run_stack(dev_config(gatewayApi={"mode": "skip"}))
+    assert not graph.of_type("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition")
