@@ -1,0 +1,292 @@
+#!/usr/bin/env bash
+# Builds the real Pulumi engine tier from Go modules, into a cache outside the repo, for `make test-engine`:
+#   the Pulumi CLI, a Python language host, the kubernetes (and, where the module proxy serves it, command)
+#   resource providers, and a container-free Kubernetes control plane (kube-apiserver, kube-controller-manager,
+#   kube-scheduler, etcd) driven by kwok/kwokctl.
+#
+# Idempotent: each piece has a stamp file holding its pin; a piece whose stamp matches and whose outputs exist is
+# reused, a piece whose pin changed is rebuilt. Nothing is downloaded but Go modules from the module proxy.
+#
+# Usage: tools/bootstrap-engine.sh [piece ...]      (default: every piece; pieces: see PIECES below)
+# Env:   AMBIENT_MESH_ENGINE_CACHE  cache dir (default ~/.cache/ambient-mesh-engine)
+#        ENGINE_BUILD_JOBS          go build -p (default 2)
+# Then:  source tools/engine-env.sh
+set -euo pipefail
+
+# --- pins: the one place versions live ------------------------------------------------------------------------
+PULUMI_VERSION=v3.274.1                                      # github.com/pulumi/pulumi/{pkg,sdk}/v3
+K8S_PROVIDER_MODULE_VERSION=v4.0.0-20260115033456-f47bc2d6f199 # github.com/pulumi/pulumi-kubernetes/provider/v4
+K8S_PROVIDER_VERSION=4.34.2                                  # what pulumi-kubernetes==4.34.2 asks for
+COMMAND_PROVIDER_MODULE_VERSION=v1.2.1                       # github.com/pulumi/pulumi-command/provider
+COMMAND_PROVIDER_VERSION=1.2.1                               # what pulumi-command==1.2.1 asks for
+KUBERNETES_VERSION=v1.36.3                                   # k8s.io/kubernetes
+KUBERNETES_STAGING_VERSION=v0.36.3                           # k8s.io/<staging module>
+ETCD_VERSION=v3.6.16                                         # go.etcd.io/etcd/server/v3
+KWOK_VERSION=v0.8.0                                          # sigs.k8s.io/kwok
+# ----------------------------------------------------------------------------------------------------------------
+
+REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${AMBIENT_MESH_ENGINE_CACHE:-$HOME/.cache/ambient-mesh-engine}
+BIN=$CACHE/bin
+STAMPS=$CACHE/stamps
+WORK=$CACHE/work
+PLUGINS=$CACHE/plugins
+TIMES=$CACHE/times.log
+JOBS=${ENGINE_BUILD_JOBS:-2}
+PIECES=(pulumi language-python kubernetes-provider command-provider kube-control-plane etcd kwok plugins)
+# Pieces whose failure does not fail the bootstrap (the command provider only serves kind mode).
+OPTIONAL=(command-provider)
+
+export CGO_ENABLED=0
+export GOFLAGS="-mod=mod -buildvcs=false"
+export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+mkdir -p "$BIN" "$STAMPS" "$WORK" "$PLUGINS"
+
+log() { printf '[bootstrap-engine %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+command -v go >/dev/null || die "go is not installed (the engine tier builds from Go modules)"
+GO=(nice -n 10 go)
+
+# A fresh wrapper module under the cache: $1 = dir name, $2 = module path, $3 = go directive line(s).
+new_module() {
+  local dir=$WORK/$1
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  printf 'module %s\n\n%s\n' "$2" "$3" >"$dir/go.mod"
+  printf '%s\n' "$dir"
+}
+
+# Runs piece $1 unless its stamp holds pin $2 and every output named after it exists.
+FAILED=()
+piece() {
+  local name=$1 pin=$2 fn=$3
+  shift 3
+  local stamp=$STAMPS/$name outputs=("$@") missing=0 out
+  for out in "${outputs[@]}"; do [[ -e $out ]] || missing=1; done
+  if [[ $missing == 0 && -f $stamp && "$(cat "$stamp")" == "$pin" ]]; then
+    log "$name: up to date ($pin)"
+    return 0
+  fi
+  log "$name: building ($pin)"
+  rm -f "$stamp"
+  local start=$SECONDS
+  if ("$fn"); then
+    printf '%s\n' "$pin" >"$stamp"
+    local took=$((SECONDS - start))
+    log "$name: done in ${took}s"
+    printf '%s\t%s\t%ss\t%s\n' "$(date -u +%FT%TZ)" "$name" "$took" "$pin" >>"$TIMES"
+  else
+    local took=$((SECONDS - start))
+    log "$name: FAILED after ${took}s (see above)"
+    printf '%s\t%s\tFAILED after %ss\t%s\n' "$(date -u +%FT%TZ)" "$name" "$took" "$pin" >>"$TIMES"
+    FAILED+=("$name")
+  fi
+}
+
+sdk_dir() { go mod download -json "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'; }
+
+# --- Pulumi CLI ---------------------------------------------------------------------------------------------
+build_pulumi() {
+  local dir
+  dir=$(new_module pulumi-cli ambient-mesh.local/engine/pulumi-cli 'go 1.26.6')
+  cd "$dir"
+  # pkg/v3's go.mod: `replace …/sdk/v3 => ../sdk` (local, dropped: sdk/v3 is required at the same version) and
+  # the clipboard fork below (repeated: replaces apply only in the main module).
+  go mod edit -require="github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION" \
+    -require="github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION" \
+    -replace=github.com/atotto/clipboard=github.com/tgummerer/clipboard@v0.0.0-20241001131231-d02d263e614e
+  "${GO[@]}" build -p "$JOBS" -trimpath -tags osusergo,grpcnotrace \
+    -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
+    -o "$BIN/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+  "$BIN/pulumi" version
+}
+
+# --- Python language host -----------------------------------------------------------------------------------
+# The upstream host (module github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3) is not served by
+# the module proxy here (403 "This module version is not available" for its version list, for @v3.274.1 and for
+# pseudo-versions), so this builds the project's own minimal host from tools/engine/pulumi-language-python
+# against sdk/v3 at the CLI's version. It runs the program through the SDK's own pulumi-language-python-exec.
+LANGHOST_SRC=$REPO_DIR/tools/engine/pulumi-language-python
+langhost_pin() { printf '%s+%s' "$PULUMI_VERSION" "$(cat "$LANGHOST_SRC"/*.go | sha256sum | cut -c1-12)"; }
+build_language_python() {
+  local dir sdk
+  dir=$(new_module language-python ambient-mesh.local/engine/pulumi-language-python 'go 1.26.6')
+  cp "$LANGHOST_SRC"/*.go "$dir/"
+  cd "$dir"
+  go mod edit -require="github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION"
+  "${GO[@]}" build -p "$JOBS" -trimpath -ldflags "-s -w" -o "$BIN/pulumi-language-python" .
+  sdk=$(sdk_dir)
+  install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$BIN/pulumi-language-python-exec"
+}
+
+# --- kubernetes provider ------------------------------------------------------------------------------------
+build_kubernetes_provider() {
+  local dir src mod=github.com/pulumi/pulumi-kubernetes/provider/v4
+  dir=$(new_module kubernetes-provider ambient-mesh.local/engine/pulumi-resource-kubernetes 'go 1.24.7')
+  cd "$dir"
+  # provider/go.mod replaces sdk/v4 with ../sdk (local); the provider does not import it, so nothing to repeat.
+  go mod edit -require="$mod@$K8S_PROVIDER_MODULE_VERSION"
+  src=$(go mod download -json "$mod@$K8S_PROVIDER_MODULE_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  # The release build embeds schema-embed.json (the committed schema.json with its version set) and
+  # terraform-mapping-embed.json (the committed mapping, compacted); both are made here the same way.
+  python3 - "$src/cmd/pulumi-resource-kubernetes" "$dir" "$K8S_PROVIDER_VERSION" <<'PY'
+import json, sys
+src, dst, version = sys.argv[1:]
+schema = json.load(open(f"{src}/schema.json", encoding="utf-8"))
+schema["version"] = version
+json.dump(schema, open(f"{dst}/schema-embed.json", "w", encoding="utf-8"), separators=(",", ":"))
+mapping = json.load(open(f"{src}/terraform-mapping.json", encoding="utf-8"))
+json.dump(mapping, open(f"{dst}/terraform-mapping-embed.json", "w", encoding="utf-8"), separators=(",", ":"))
+PY
+  cat >main.go <<'GO'
+// The kubernetes resource provider, serving the module's committed schema (see bootstrap-engine.sh).
+package main
+
+import (
+	_ "embed"
+
+	"github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/provider"
+	"github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version"
+)
+
+//go:embed schema-embed.json
+var schema []byte
+
+//go:embed terraform-mapping-embed.json
+var mapping []byte
+
+func main() { provider.Serve("kubernetes", version.Version, schema, mapping) }
+GO
+  "${GO[@]}" build -p "$JOBS" -trimpath -ldflags "-s -w -X $mod/pkg/version.Version=$K8S_PROVIDER_VERSION" \
+    -o "$BIN/pulumi-resource-kubernetes" .
+}
+
+# --- command provider ---------------------------------------------------------------------------------------
+build_command_provider() {
+  local dir mod=github.com/pulumi/pulumi-command/provider
+  dir=$(new_module command-provider ambient-mesh.local/engine/pulumi-resource-command 'go 1.24')
+  cd "$dir"
+  if ! go mod download -json "$mod@$COMMAND_PROVIDER_MODULE_VERSION" >download.json 2>&1; then
+    log "command-provider: the module proxy does not serve $mod@$COMMAND_PROVIDER_MODULE_VERSION:"
+    sed 's/^/    /' download.json >&2
+    return 1
+  fi
+  go mod edit -require="$mod@$COMMAND_PROVIDER_MODULE_VERSION"
+  "${GO[@]}" build -p "$JOBS" -trimpath -ldflags "-s -w -X $mod/pkg/version.Version=$COMMAND_PROVIDER_VERSION" \
+    -o "$BIN/pulumi-resource-command" "$mod/cmd/pulumi-resource-command"
+}
+
+# --- Kubernetes control plane -------------------------------------------------------------------------------
+build_kube_control_plane() {
+  local dir src gomod minor ldflags replaces=() m
+  dir=$(new_module kube ambient-mesh.local/engine/kube 'go 1.26.0')
+  cd "$dir"
+  gomod=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
+  # Same go/godebug lines as k8s.io/kubernetes; each `k8s.io/X => ./staging/src/k8s.io/X` becomes X@staging.
+  { printf 'module ambient-mesh.local/engine/kube\n\n'; grep -E '^(go|godebug) ' "$gomod"; } >go.mod
+  while read -r m; do replaces+=("-replace=$m=$m@$KUBERNETES_STAGING_VERSION"); done < <(
+    sed -n 's#^\t\(k8s\.io/[^ ]*\) => \./staging/src/.*#\1#p' "$gomod")
+  [[ ${#replaces[@]} -gt 10 ]] || die "found no staging replaces in $gomod"
+  go mod edit -require="k8s.io/kubernetes@$KUBERNETES_VERSION" "${replaces[@]}"
+  minor=${KUBERNETES_VERSION#v1.}
+  minor=${minor%%.*}
+  ldflags="-s -w"
+  for m in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $m.gitVersion=$KUBERNETES_VERSION -X $m.gitMajor=1 -X $m.gitMinor=$minor"
+    ldflags+=" -X $m.gitTreeState=clean -X $m.buildDate=1970-01-01T00:00:00Z"
+  done
+  for m in kube-apiserver kube-controller-manager kube-scheduler; do
+    log "kube-control-plane: $m"
+    "${GO[@]}" build -p "$JOBS" -trimpath -tags providerless -ldflags "$ldflags" -o "$BIN/$m" "k8s.io/kubernetes/cmd/$m"
+  done
+  "$BIN/kube-apiserver" --version
+}
+
+# --- etcd ---------------------------------------------------------------------------------------------------
+build_etcd() {
+  local dir m
+  dir=$(new_module etcd ambient-mesh.local/engine/etcd 'go 1.26.0')
+  cd "$dir"
+  # server/go.mod replaces its sibling modules with ../<dir>; they are published at the same version.
+  go mod edit -require="go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  for m in api/v3 client/pkg/v3 client/v3 pkg/v3; do
+    go mod edit -require="go.etcd.io/etcd/$m@$ETCD_VERSION"
+  done
+  "${GO[@]}" build -p "$JOBS" -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3
+  "$BIN/etcd" --version
+}
+
+# --- kwok ---------------------------------------------------------------------------------------------------
+build_kwok() {
+  local dir ldflags m
+  dir=$(new_module kwok ambient-mesh.local/engine/kwok 'go 1.26.0')
+  cd "$dir"
+  go mod edit -require="sigs.k8s.io/kwok@$KWOK_VERSION"
+  ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}"
+  ldflags+=" -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBERNETES_VERSION#v}"
+  for m in kwok kwokctl; do
+    "${GO[@]}" build -p "$JOBS" -trimpath -ldflags "$ldflags" -o "$BIN/$m" "sigs.k8s.io/kwok/cmd/$m"
+  done
+  "$BIN/kwokctl" --version
+}
+
+# --- offline plugin install into PULUMI_HOME ----------------------------------------------------------------
+plugins_pin() {
+  local p out=""
+  for p in pulumi pulumi-resource-kubernetes pulumi-resource-command; do
+    [[ -f $BIN/$p ]] && out+="$p=$(sha256sum "$BIN/$p" | cut -c1-12);"
+  done
+  printf '%s' "$out"
+}
+install_plugins() {
+  export PULUMI_HOME=$CACHE/pulumi-home PULUMI_SKIP_UPDATE_CHECK=true
+  local p=$PLUGINS/$1-v$2
+  mkdir -p "$p"
+  # `--file` takes a tarball or a binary; a tarball keeps the plugin's own name.
+  cp "$BIN/pulumi-resource-$1" "$p/pulumi-resource-$1"
+  tar -C "$p" -czf "$PLUGINS/$1-v$2.tar.gz" "pulumi-resource-$1"
+  "$BIN/pulumi" plugin install resource "$1" "v$2" --file "$PLUGINS/$1-v$2.tar.gz" --reinstall
+}
+build_plugins() {
+  [[ -x $BIN/pulumi ]] || die "no pulumi CLI"
+  [[ -x $BIN/pulumi-resource-kubernetes ]] && install_plugins kubernetes "$K8S_PROVIDER_VERSION"
+  [[ -x $BIN/pulumi-resource-command ]] && install_plugins command "$COMMAND_PROVIDER_VERSION"
+  PULUMI_HOME=$CACHE/pulumi-home "$BIN/pulumi" plugin ls
+}
+
+run_piece() {
+  case $1 in
+    pulumi) piece pulumi "$PULUMI_VERSION" build_pulumi "$BIN/pulumi" ;;
+    language-python) piece language-python "$(langhost_pin)" build_language_python \
+      "$BIN/pulumi-language-python" "$BIN/pulumi-language-python-exec" ;;
+    kubernetes-provider) piece kubernetes-provider "$K8S_PROVIDER_MODULE_VERSION=$K8S_PROVIDER_VERSION" \
+      build_kubernetes_provider "$BIN/pulumi-resource-kubernetes" ;;
+    command-provider) piece command-provider "$COMMAND_PROVIDER_MODULE_VERSION=$COMMAND_PROVIDER_VERSION" \
+      build_command_provider "$BIN/pulumi-resource-command" ;;
+    kube-control-plane) piece kube-control-plane "$KUBERNETES_VERSION+$KUBERNETES_STAGING_VERSION" \
+      build_kube_control_plane "$BIN/kube-apiserver" "$BIN/kube-controller-manager" "$BIN/kube-scheduler" ;;
+    etcd) piece etcd "$ETCD_VERSION" build_etcd "$BIN/etcd" ;;
+    kwok) piece kwok "$KWOK_VERSION+$KUBERNETES_VERSION" build_kwok "$BIN/kwok" "$BIN/kwokctl" ;;
+    plugins) piece plugins "$(plugins_pin)" build_plugins "$CACHE/pulumi-home/plugins" ;;
+    *) die "unknown piece '$1' (pieces: ${PIECES[*]})" ;;
+  esac
+}
+
+TOTAL_START=$SECONDS
+for name in "${@:-${PIECES[@]}}"; do run_piece "$name"; done
+log "total $((SECONDS - TOTAL_START))s; per-piece times in $TIMES"
+
+cat <<EOF
+
+# Engine tier in $CACHE. To use it:
+#   export AMBIENT_MESH_ENGINE_CACHE=$CACHE
+#   source tools/engine-env.sh
+EOF
+if [[ ${#FAILED[@]} -gt 0 ]]; then
+  log "pieces that could not be built: ${FAILED[*]}"
+  for name in "${FAILED[@]}"; do
+    [[ " ${OPTIONAL[*]} " == *" $name "* ]] || exit 1
+  done
+  log "(optional pieces only: the engine tier works without them, see the notes above)"
+fi
