@@ -1,0 +1,47 @@
+# ambient-mesh developer commands. `make help` lists them.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STACK ?= dev
+
+.PHONY: help venv up preview destroy test lint typecheck graph report bench
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+venv: $(BIN)/python ## create .venv and install runtime + dev requirements
+	$(BIN)/pip install -q -r requirements-dev.txt
+
+up: $(BIN)/python ## create the kind cluster and the whole mesh (local state backend)
+	$(BIN)/pip install -q -r requirements.txt
+	pulumi login --local
+	pulumi stack select $(STACK) --create
+	pulumi up --yes --stack $(STACK)
+
+preview: ## show what `pulumi up` would change
+	pulumi preview --diff --stack $(STACK)
+
+destroy: ## delete everything the stack created, the kind cluster included
+	pulumi destroy --yes --stack $(STACK)
+
+test: venv ## unit + schema tests: mocks only, no cluster, no network
+	$(BIN)/python -m pytest -q
+
+lint: venv ## ruff
+	$(BIN)/ruff check .
+
+typecheck: venv ## mypy
+	$(BIN)/mypy components tools tests bench
+
+graph: venv ## rewrite README's dependency graph from the program
+	$(BIN)/python -m tools.graph --write
+
+report: venv ## resource requests per profile
+	$(BIN)/python -m bench.resource_report
+
+bench: venv ## time the default test suite
+	$(BIN)/python -m bench.suite_time --runs 3

@@ -1,0 +1,44 @@
+"""What the Istio components request in total, per resource profile, on the dev stack's cluster size.
+
+`python -m bench.resource_report [--nodes N]` prints a markdown table (README's "Resource profile" section).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from components import profiles
+from components.config import RESOURCE_PROFILES, parse_config, read_stack_file
+from tools.graph import REPO
+
+BUDGET = profiles.Requests(cpu_millicores=500, memory_mib=1024)
+
+
+def report(nodes: int) -> str:
+    lines = [f"Requests of istiod + istio-cni + ztunnel + ingress gateway on {nodes} nodes "
+             "(cni and ztunnel run on every node):", "",
+             "| profile | istiod | cni (per node) | ztunnel (per node) | gateway | total CPU | total memory |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name in RESOURCE_PROFILES:
+        items = profiles.PROFILES[name]
+        cells = [f"{items[c].requests.cpu_millicores}m / {items[c].requests.memory_mib}Mi"
+                 for c in ("istiod", "cni", "ztunnel", "gateway")]
+        total = profiles.totals(name, nodes)
+        lines.append(f"| {name} | " + " | ".join(cells) +
+                     f" | {total.cpu_millicores}m | {total.memory_mib}Mi |")
+    laptop = profiles.totals("laptop", nodes)
+    fits = laptop.cpu_millicores <= BUDGET.cpu_millicores and laptop.memory_mib <= BUDGET.memory_mib
+    lines += ["", f"laptop budget {BUDGET.cpu_millicores}m / {BUDGET.memory_mib}Mi: {'within' if fits else 'OVER'}"]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    dev_nodes = parse_config(read_stack_file(REPO / "Pulumi.dev.yaml")).cluster.nodes
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--nodes", type=int, default=dev_nodes)
+    print(report(parser.parse_args().nodes))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
