@@ -22,6 +22,7 @@ class Registration:
     custom: bool
     provider: str
     dependencies: list[str]
+    additional_secret_outputs: list[str]
     property_dependencies: dict[str, list[str]]
     inputs: dict[str, Any]
 
@@ -63,6 +64,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 custom=request.custom,
                 provider=request.provider,
                 dependencies=list(request.dependencies),
+                additional_secret_outputs=list(request.additionalSecretOutputs),
                 property_dependencies={key: list(deps.urns) for key, deps in request.propertyDependencies.items()},
                 inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
             ))

@@ -139,10 +139,15 @@ def test_bad_config_stops_the_program_before_any_resource_is_registered() -> Non
         "ambient-mesh:cluster": '{"provider": "kind", "workers": -3}',
         "ambient-mesh:gatewayApi": f'{{"source": "{GATEWAY_API_FIXTURE}"}}',
     })
+
+    @pulumi.runtime.test
+    def program() -> None:
+        main = (REPO / "__main__.py").read_text()
+        exec(compile(main, "__main__.py", "exec"), {"__name__": "__main__"})  # noqa: S102 - our own program
+
     try:
         with pytest.raises(ConfigError, match=r"ambient-mesh:cluster\.workers: got -3"):
-            main = (REPO / "__main__.py").read_text()
-            exec(compile(main, "__main__.py", "exec"), {"__name__": "__main__"})  # noqa: S102 - our own program
+            program()
         assert monitor.registrations == []
     finally:
         pulumi.runtime.set_all_config({})

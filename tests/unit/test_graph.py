@@ -58,7 +58,10 @@ def test_app_workloads_do_not_wait_for_istio(graph: Graph) -> None:
     app = [r for r in graph if r.type in WORKLOAD_TYPES]
     assert len(app) == 4 + 4 + 6 + 3 * 2  # bookinfo SAs, Services, Deployments; sleep/notsleep SA+Service+Deployment
     for workload in app:
-        waited = {graph.get(n).type for n in graph.waits_for(workload.name)}
+        # A depends_on given to an enclosing component counts too.
+        component = graph.component_of(workload)
+        assert component is not None
+        waited = {graph.get(n).type for n in graph.waits_for(workload.name) | graph.waits_for(component.name)}
         assert RELEASE not in waited, workload.name
         assert "kubernetes:core/v1:NamespacePatch" not in waited, workload.name
 
@@ -73,6 +76,7 @@ def test_istio_config_waits_for_crds_and_webhook(graph: Graph) -> None:
 def test_kubeconfig_is_read_after_kind_creates_the_cluster(graph: Graph) -> None:
     assert graph.depends_on("cluster-kubeconfig") == {"cluster-kind"}
     assert graph.get("cluster-kubeconfig").inputs["logging"] == "none"
+    assert graph.get("cluster-kubeconfig").additional_secret_outputs == ["stdout"]
 
 
 def test_gateway_api_crds_wait_for_nothing_but_the_cluster(graph: Graph) -> None:
