@@ -71,7 +71,16 @@ piece() {
   log "$name: building ($pin)"
   rm -f "$stamp"
   local start=$SECONDS
-  if ("$fn"); then
+  # Not `if (fn)`: errexit is ignored inside an `if` condition, and each build step must stop the piece.
+  local rc=0
+  set +e
+  (
+    set -e
+    "$fn"
+  )
+  rc=$?
+  set -e
+  if [[ $rc == 0 ]]; then
     printf '%s\n' "$pin" >"$stamp"
     local took=$((SECONDS - start))
     log "$name: done in ${took}s"
@@ -163,18 +172,37 @@ GO
 }
 
 # --- command provider ---------------------------------------------------------------------------------------
+# The real provider when the module proxy serves it; otherwise (the case here: 403 "This module version is not
+# available" for github.com/pulumi/pulumi-command/provider, any version) the project's own stand-in for
+# command:local:Command from tools/engine/pulumi-resource-command, marked by bin/pulumi-resource-command.STANDIN.
+COMMAND_STANDIN_SRC=$REPO_DIR/tools/engine/pulumi-resource-command
+command_pin() {
+  printf '%s=%s+standin-%s' "$COMMAND_PROVIDER_MODULE_VERSION" "$COMMAND_PROVIDER_VERSION" \
+    "$(cat "$COMMAND_STANDIN_SRC"/*.go | sha256sum | cut -c1-12)"
+}
 build_command_provider() {
   local dir mod=github.com/pulumi/pulumi-command/provider
-  dir=$(new_module command-provider ambient-mesh.local/engine/pulumi-resource-command 'go 1.24')
+  dir=$(new_module command-provider ambient-mesh.local/engine/pulumi-resource-command 'go 1.26.6')
   cd "$dir"
-  if ! go mod download -json "$mod@$COMMAND_PROVIDER_MODULE_VERSION" >download.json 2>&1; then
-    log "command-provider: the module proxy does not serve $mod@$COMMAND_PROVIDER_MODULE_VERSION:"
-    sed 's/^/    /' download.json >&2
-    return 1
+  rm -f "$BIN/pulumi-resource-command.STANDIN"
+  if go mod download -json "$mod@$COMMAND_PROVIDER_MODULE_VERSION" >download.json 2>&1; then
+    go mod edit -require="$mod@$COMMAND_PROVIDER_MODULE_VERSION"
+    "${GO[@]}" build -p "$JOBS" -trimpath -ldflags "-s -w -X $mod/pkg/version.Version=$COMMAND_PROVIDER_VERSION" \
+      -o "$BIN/pulumi-resource-command" "$mod/cmd/pulumi-resource-command"
+    return 0
   fi
-  go mod edit -require="$mod@$COMMAND_PROVIDER_MODULE_VERSION"
-  "${GO[@]}" build -p "$JOBS" -trimpath -ldflags "-s -w -X $mod/pkg/version.Version=$COMMAND_PROVIDER_VERSION" \
-    -o "$BIN/pulumi-resource-command" "$mod/cmd/pulumi-resource-command"
+  log "command-provider: the module proxy does not serve $mod@$COMMAND_PROVIDER_MODULE_VERSION:"
+  sed 's/^/    /' download.json >&2
+  log "command-provider: building the project's stand-in (command:local:Command only) instead"
+  cp "$COMMAND_STANDIN_SRC"/*.go .
+  go mod edit -require="github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION"
+  "${GO[@]}" build -p "$JOBS" -trimpath -ldflags "-s -w -X main.Version=$COMMAND_PROVIDER_VERSION" \
+    -o "$BIN/pulumi-resource-command" .
+  {
+    echo "stand-in built from tools/engine/pulumi-resource-command: the real provider could not be had:"
+    echo "go mod download $mod@$COMMAND_PROVIDER_MODULE_VERSION ->"
+    cat download.json
+  } >"$BIN/pulumi-resource-command.STANDIN"
 }
 
 # --- Kubernetes control plane -------------------------------------------------------------------------------
@@ -185,8 +213,13 @@ build_kube_control_plane() {
   gomod=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
   # Same go/godebug lines as k8s.io/kubernetes; each `k8s.io/X => ./staging/src/k8s.io/X` becomes X@staging.
   { printf 'module ambient-mesh.local/engine/kube\n\n'; grep -E '^(go|godebug) ' "$gomod"; } >go.mod
-  while read -r m; do replaces+=("-replace=$m=$m@$KUBERNETES_STAGING_VERSION"); done < <(
-    sed -n 's#^\t\(k8s\.io/[^ ]*\) => \./staging/src/.*#\1#p' "$gomod")
+  # Only the staging modules that k8s.io/kubernetes requires (k8s.io/sample-cli-plugin, say, is replaced but not
+  # required, and the proxy does not serve it).
+  while read -r m; do
+    if grep -qE "^[[:space:]]+$m v0\.0\.0" "$gomod"; then
+      replaces+=("-replace=$m=$m@$KUBERNETES_STAGING_VERSION")
+    fi
+  done < <(sed -n 's#^\t\(k8s\.io/[^ ]*\) => \./staging/src/.*#\1#p' "$gomod")
   [[ ${#replaces[@]} -gt 10 ]] || die "found no staging replaces in $gomod"
   go mod edit -require="k8s.io/kubernetes@$KUBERNETES_VERSION" "${replaces[@]}"
   minor=${KUBERNETES_VERSION#v1.}
@@ -235,7 +268,7 @@ build_kwok() {
 plugins_pin() {
   local p out=""
   for p in pulumi pulumi-resource-kubernetes pulumi-resource-command; do
-    [[ -f $BIN/$p ]] && out+="$p=$(sha256sum "$BIN/$p" | cut -c1-12);"
+    if [[ -f $BIN/$p ]]; then out+="$p=$(sha256sum "$BIN/$p" | cut -c1-12);"; fi
   done
   printf '%s' "$out"
 }
@@ -250,8 +283,8 @@ install_plugins() {
 }
 build_plugins() {
   [[ -x $BIN/pulumi ]] || die "no pulumi CLI"
-  [[ -x $BIN/pulumi-resource-kubernetes ]] && install_plugins kubernetes "$K8S_PROVIDER_VERSION"
-  [[ -x $BIN/pulumi-resource-command ]] && install_plugins command "$COMMAND_PROVIDER_VERSION"
+  if [[ -x $BIN/pulumi-resource-kubernetes ]]; then install_plugins kubernetes "$K8S_PROVIDER_VERSION"; fi
+  if [[ -x $BIN/pulumi-resource-command ]]; then install_plugins command "$COMMAND_PROVIDER_VERSION"; fi
   PULUMI_HOME=$CACHE/pulumi-home "$BIN/pulumi" plugin ls
 }
 
@@ -262,8 +295,7 @@ run_piece() {
       "$BIN/pulumi-language-python" "$BIN/pulumi-language-python-exec" ;;
     kubernetes-provider) piece kubernetes-provider "$K8S_PROVIDER_MODULE_VERSION=$K8S_PROVIDER_VERSION" \
       build_kubernetes_provider "$BIN/pulumi-resource-kubernetes" ;;
-    command-provider) piece command-provider "$COMMAND_PROVIDER_MODULE_VERSION=$COMMAND_PROVIDER_VERSION" \
-      build_command_provider "$BIN/pulumi-resource-command" ;;
+    command-provider) piece command-provider "$(command_pin)" build_command_provider "$BIN/pulumi-resource-command" ;;
     kube-control-plane) piece kube-control-plane "$KUBERNETES_VERSION+$KUBERNETES_STAGING_VERSION" \
       build_kube_control_plane "$BIN/kube-apiserver" "$BIN/kube-controller-manager" "$BIN/kube-scheduler" ;;
     etcd) piece etcd "$ETCD_VERSION" build_etcd "$BIN/etcd" ;;
