@@ -88,23 +88,20 @@ class KwokCluster:
 
     def write_config(self) -> None:
         b = self.bin_dir
-        config = {
-            "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
-            "kind": "KwokctlConfiguration",
-            "options": {
-                "runtime": "binary",
-                "bindAddress": "127.0.0.1",
-                "kubeApiserverBinary": str(b / "kube-apiserver"),
-                "kubeControllerManagerBinary": str(b / "kube-controller-manager"),
-                "kubeSchedulerBinary": str(b / "kube-scheduler"),
-                "kwokControllerBinary": str(b / "kwok"),
-                "etcdBinary": str(b / "etcd"),
-                "cacheDir": str(self.workdir / "kwok-cache"),
-            },
+        options: dict[str, str] = {
+            "runtime": "binary",
+            "bindAddress": "127.0.0.1",
+            "kubeApiserverBinary": str(b / "kube-apiserver"),
+            "kubeControllerManagerBinary": str(b / "kube-controller-manager"),
+            "kubeSchedulerBinary": str(b / "kube-scheduler"),
+            "kwokControllerBinary": str(b / "kwok"),
+            "etcdBinary": str(b / "etcd"),
+            "cacheDir": str(self.workdir / "kwok-cache"),
         }
         kubectl = kubectl_binary()
         if kubectl:
-            config["options"]["kubectlBinary"] = kubectl
+            options["kubectlBinary"] = kubectl
+        config = {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokctlConfiguration", "options": options}
         # kwokctl reads YAML; JSON is YAML.
         self.config_file.write_text(json.dumps(config, indent=2), encoding="utf-8")
 

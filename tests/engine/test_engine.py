@@ -24,10 +24,9 @@ from typing import Any
 
 import pytest
 import yaml
+from pulumi import automation as auto
 
 from tests.engine.kwok import KwokCluster, engine_cache, missing_binaries
-
-auto = pytest.importorskip("pulumi.automation")
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -145,23 +144,19 @@ class Steps:
 # --- the dev stack as a user has it ---------------------------------------------------------------------------
 
 
-def test_dev_stack_preview_offline(tmp_path: Path) -> None:
+def test_dev_stack_preview_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`pulumi preview` of Pulumi.dev.yaml (kind mode, official chart repository) works with no network."""
     if not has_plugin("command"):
         pytest.skip("no command provider plugin: github.com/pulumi/pulumi-command/provider is not served by the "
                     "module proxy (see bench/engine-bootstrap.md), and kind mode creates the cluster with it")
-    from components.gateway_api import cached_path  # the stack's own cache layout
-    from components.config import GatewayApiConfig, parse_config
+    from components.config import parse_config
+    from components.gateway_api import CACHE_ENV, cached_path  # the stack's own cache layout
 
     cache = tmp_path / "cache"
     config = dev_config()
     # What a user's first (online) run leaves in the cache: the pinned Gateway API bundle, here our stand-in.
-    url = GatewayApiConfig(version=parse_config(config).gateway_api.version).resolved_source
-    os.environ["AMBIENT_MESH_CACHE_DIR"] = str(cache)
-    try:
-        target = cached_path(url)
-    finally:
-        del os.environ["AMBIENT_MESH_CACHE_DIR"]
+    monkeypatch.setenv(CACHE_ENV, str(cache))
+    target = cached_path(parse_config(config).gateway_api.resolved_source)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(GATEWAY_API_CRDS, target)
 
@@ -276,13 +271,13 @@ def test_one_value_change_is_one_update(kwok: KwokCluster, kwok_stack: tuple[aut
 
 def test_destroy_leaves_the_cluster_clean(kwok: KwokCluster, kwok_stack: tuple[auto.Stack, Path]) -> None:
     stack, _ = kwok_stack
-    before = stack.export_stack().deployment.get("resources", [])
+    before = (stack.export_stack().deployment or {}).get("resources", [])
     assert before, "nothing to destroy: test_up_creates_everything did not run"
     started = time.monotonic()
     result = stack.destroy()
     record("destroy_s", time.monotonic() - started)
     assert result.summary.result == "succeeded"
-    assert stack.export_stack().deployment.get("resources", []) == []
+    assert (stack.export_stack().deployment or {}).get("resources", []) == []
     leftovers = kwok.user_objects()
     assert leftovers == [], leftovers
     labels = kwok.get_json("namespace", "default")["metadata"].get("labels", {})
