@@ -19,15 +19,21 @@ class BookinfoService:
     env: dict[str, str] = field(default_factory=dict)
     # emptyDir mounts: the images write logs and caches there and the root filesystem may be read-only.
     scratch_paths: tuple[str, ...] = ()
+    # The Bookinfo services that call this one (what a default-deny namespace must still allow).
+    callers: tuple[str, ...] = ()
 
 
 SERVICES: tuple[BookinfoService, ...] = (
-    BookinfoService("details"),
-    BookinfoService("ratings"),
+    BookinfoService("details", callers=("productpage",)),
+    BookinfoService("ratings", callers=("reviews",)),
     BookinfoService("reviews", ("v1", "v2", "v3"), env={"LOG_DIR": "/tmp/logs"},
-                    scratch_paths=("/tmp", "/opt/ibm/wlp/output")),
+                    scratch_paths=("/tmp", "/opt/ibm/wlp/output"), callers=("productpage",)),
     BookinfoService("productpage", scratch_paths=("/tmp",)),
 )
+
+
+def account_name(service: str) -> str:
+    return f"bookinfo-{service}"
 
 
 def image(service: str, version: str, tag: str) -> str:
@@ -61,7 +67,7 @@ class Bookinfo(pulumi.ComponentResource):
             return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=args.namespace, labels=labels)
 
         for svc in SERVICES:
-            account = f"bookinfo-{svc.name}"
+            account = account_name(svc.name)
             self.service_accounts[svc.name] = k8s.core.v1.ServiceAccount(
                 f"{name}-{svc.name}-account", metadata=meta(account, {"account": svc.name}), opts=child)
             self.services[svc.name] = k8s.core.v1.Service(

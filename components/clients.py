@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -32,7 +32,11 @@ class CurlClientsArgs:
     namespace: pulumi.Input[str]
     provider: k8s.Provider
     image: str = versions.CURL_IMAGE
-    avoid_app: str = "productpage"
+    names: tuple[str, ...] = CLIENT_NAMES
+    # notsleep keeps away from this app's pods; None: no preference.
+    avoid_app: str | None = "productpage"
+    # What the Deployments must wait for besides their ServiceAccounts.
+    wait_for: list[pulumi.Resource] = field(default_factory=list)
 
 
 class CurlClients(pulumi.ComponentResource):
@@ -45,7 +49,7 @@ class CurlClients(pulumi.ComponentResource):
         super().__init__("ambient-mesh:clients:CurlClients", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, provider=args.provider)
         self.deployments, self.service_accounts = {}, {}
-        for client in CLIENT_NAMES:
+        for client in args.names:
             labels = {"app": client}
             metadata = k8s.meta.v1.ObjectMetaArgs(name=client, namespace=args.namespace, labels=labels)
             self.service_accounts[client] = k8s.core.v1.ServiceAccount(f"{name}-{client}-account",
@@ -69,7 +73,8 @@ class CurlClients(pulumi.ComponentResource):
                             service_account_name=client,
                             # curl sleeps: nothing to drain, so deletes and rollouts are instant.
                             termination_grace_period_seconds=0,
-                            affinity=_anti_affinity(args.avoid_app) if client == "notsleep" else None,
+                            affinity=(_anti_affinity(args.avoid_app)
+                                      if client == "notsleep" and args.avoid_app else None),
                             containers=[k8s.core.v1.ContainerArgs(
                                 name=client,
                                 image=args.image,
@@ -81,6 +86,6 @@ class CurlClients(pulumi.ComponentResource):
                 ),
                 # The account must exist before the ReplicaSet creates pods, or they are refused until it does.
                 opts=pulumi.ResourceOptions(parent=self, provider=args.provider,
-                                            depends_on=[self.service_accounts[client]]),
+                                            depends_on=[self.service_accounts[client], *args.wait_for]),
             )
         self.register_outputs({"clients": list(self.deployments)})

@@ -21,11 +21,16 @@ PROJECT = "ambient-mesh"
 
 ClusterProvider = Literal["kind", "existing"]
 ResourceProfile = Literal["laptop", "chart-defaults"]
-IngressMode = Literal["istio", "none"]
+IngressMode = Literal["istio", "gateway-api", "none"]
+MtlsMode = Literal["strict", "permissive"]
+WaypointMode = Literal["none", "namespace", "services"]
 
 CLUSTER_PROVIDERS: tuple[ClusterProvider, ...] = ("kind", "existing")
 RESOURCE_PROFILES: tuple[ResourceProfile, ...] = ("laptop", "chart-defaults")
-INGRESS_MODES: tuple[IngressMode, ...] = ("istio", "none")
+INGRESS_MODES: tuple[IngressMode, ...] = ("istio", "gateway-api", "none")
+MTLS_MODES: tuple[MtlsMode, ...] = ("strict", "permissive")
+WAYPOINT_MODES: tuple[WaypointMode, ...] = ("none", "namespace", "services")
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 GATEWAY_API_MODES = ("install", "skip")
 MAX_WORKERS = 10
 NODE_PORT_RANGE = (30000, 32767)
@@ -105,11 +110,42 @@ class AppConfig:
 
 
 @dataclass(frozen=True)
+class SecurityConfig:
+    mtls: MtlsMode = "strict"
+    # Identities allowed to reach productpage, enforced by ztunnel (L4): `ingress`, a ServiceAccount of the app
+    # namespace (`sleep`), or `<namespace>/<serviceaccount>`. Empty: no L4 policy.
+    productpage_clients: tuple[str, ...] = ("ingress", "sleep")
+    default_deny: bool = False
+    # L7 rule enforced by the waypoint: these identities, these HTTP methods. Empty: no L7 policy.
+    l7_clients: tuple[str, ...] = ()
+    l7_methods: tuple[str, ...] = ("GET",)
+
+
+@dataclass(frozen=True)
+class WaypointConfig:
+    mode: WaypointMode = "none"
+    name: str = "waypoint"
+    services: tuple[str, ...] = ()
+
+    def covers(self, service: str) -> bool:
+        return self.mode == "namespace" or (self.mode == "services" and service in self.services)
+
+
+@dataclass(frozen=True)
+class SidecarConfig:
+    enabled: bool = False
+    namespace: str = "sidecar"
+
+
+@dataclass(frozen=True)
 class StackConfig:
     cluster: ClusterConfig
     istio: IstioConfig
     gateway_api: GatewayApiConfig
     app: AppConfig
+    security: SecurityConfig = SecurityConfig()
+    waypoint: WaypointConfig = WaypointConfig()
+    sidecar: SidecarConfig = SidecarConfig()
 
 
 # --- parsing -------------------------------------------------------------------------------------------------
@@ -120,6 +156,9 @@ SECTIONS = {
     "istio": ("version", "repository", "resourceProfile"),
     "gatewayApi": ("mode", "version", "source"),
     "app": ("namespace", "bookinfoTag", "ingress"),
+    "security": ("mtls", "productpageClients", "defaultDeny", "l7Clients", "l7Methods"),
+    "waypoint": ("mode", "name", "services"),
+    "sidecar": ("enabled", "namespace"),
 }
 
 
@@ -163,6 +202,27 @@ class _Section:
             raise ConfigError(self.key(field), value, "one of " + ", ".join(choices))
         return cast(str, value)
 
+    def boolean(self, field: str, default: bool) -> bool:
+        value = self.raw.get(field, default)
+        if not isinstance(value, bool):
+            raise ConfigError(self.key(field), value, "true or false")
+        return value
+
+    def strings(self, field: str, default: tuple[str, ...], accepted: str,
+                pattern: re.Pattern[str] | None = None, choices: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        value = self.raw.get(field, list(default))
+        if value is None:
+            value = []
+        if not isinstance(value, list | tuple):
+            raise ConfigError(self.key(field), value, f"a list of {accepted}")
+        for item in value:
+            if (not isinstance(item, str) or (pattern is not None and not pattern.match(item))
+                    or (choices is not None and item not in choices)):
+                raise ConfigError(self.key(field), item, accepted)
+        if len(set(value)) != len(value):
+            raise ConfigError(self.key(field), value, f"a list of {accepted}, each once")
+        return tuple(value)
+
     def integer(self, field: str, default: int, low: int, high: int) -> int:
         value = self.raw.get(field, default)
         # YAML `workers: "2"` arrives as a string; bool is an int in Python and never a count or a port.
@@ -178,12 +238,17 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ConfigError(unknown[0], raw[unknown[0]], "one of the keys " + ", ".join(SECTIONS))
-    return StackConfig(
+    config = StackConfig(
         cluster=_parse_cluster(_Section("cluster", raw.get("cluster"))),
         istio=_parse_istio(_Section("istio", raw.get("istio"))),
         gateway_api=_parse_gateway_api(_Section("gatewayApi", raw.get("gatewayApi"))),
         app=_parse_app(_Section("app", raw.get("app"))),
+        security=_parse_security(_Section("security", raw.get("security"))),
+        waypoint=_parse_waypoint(_Section("waypoint", raw.get("waypoint"))),
+        sidecar=_parse_sidecar(_Section("sidecar", raw.get("sidecar"))),
     )
+    _check_together(config)
+    return config
 
 
 def _parse_cluster(s: _Section) -> ClusterConfig:
@@ -265,6 +330,63 @@ def _parse_app(s: _Section) -> AppConfig:
         bookinfo_tag=s.string("bookinfoTag", d.bookinfo_tag, _SEMVER, "a Bookinfo image tag as x.y.z, e.g. 1.20.3"),
         ingress=cast(IngressMode, s.choice("ingress", d.ingress, INGRESS_MODES)),
     )
+
+
+_IDENTITY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-.a-z0-9]*[a-z0-9])?$")
+
+
+def _parse_security(s: _Section) -> SecurityConfig:
+    d = SecurityConfig()
+    identity = "identities: ingress, a ServiceAccount name of the app namespace, or <namespace>/<serviceaccount>"
+    return SecurityConfig(
+        mtls=cast(MtlsMode, s.choice("mtls", d.mtls, MTLS_MODES)),
+        productpage_clients=s.strings("productpageClients", d.productpage_clients, identity, _IDENTITY),
+        default_deny=s.boolean("defaultDeny", d.default_deny),
+        l7_clients=s.strings("l7Clients", d.l7_clients, identity, _IDENTITY),
+        l7_methods=s.strings("l7Methods", d.l7_methods, "HTTP methods: " + ", ".join(HTTP_METHODS),
+                             choices=HTTP_METHODS),
+    )
+
+
+def _parse_waypoint(s: _Section) -> WaypointConfig:
+    d = WaypointConfig()
+    mode = cast(WaypointMode, s.choice("mode", d.mode, WAYPOINT_MODES))
+    services = s.strings("services", d.services, "Bookinfo service names", _DNS_LABEL)
+    if mode == "services" and not services:
+        raise ConfigError(s.key("services"), [], "for mode services, at least one service, e.g. [productpage]")
+    if mode != "services" and services:
+        raise ConfigError(s.key("services"), list(services), "nothing unless mode is services")
+    return WaypointConfig(mode=mode, name=s.string("name", d.name, _DNS_LABEL, "a DNS label, e.g. waypoint"),
+                          services=services)
+
+
+def _parse_sidecar(s: _Section) -> SidecarConfig:
+    d = SidecarConfig()
+    return SidecarConfig(
+        enabled=s.boolean("enabled", d.enabled),
+        namespace=s.string("namespace", d.namespace, _DNS_LABEL, "a namespace name (DNS label)"),
+    )
+
+
+def _check_together(config: StackConfig) -> None:
+    """Rules that span sections: each still names one key."""
+    from components.identities import resolve, services
+
+    if config.sidecar.enabled and config.sidecar.namespace == config.app.namespace:
+        raise ConfigError("sidecar.namespace", config.sidecar.namespace,
+                          f"a namespace other than app.namespace ({config.app.namespace}): one namespace never "
+                          "carries both istio.io/dataplane-mode=ambient and istio-injection=enabled")
+    for name in config.waypoint.services:
+        if name not in services():
+            raise ConfigError("waypoint.services", name, "Bookinfo services: " + ", ".join(services()))
+    if config.security.l7_clients and not config.waypoint.covers("productpage"):
+        raise ConfigError("security.l7Clients", list(config.security.l7_clients),
+                          "an empty list unless a waypoint serves productpage (waypoint.mode namespace, or services "
+                          "with productpage): L7 rules are enforced only by a waypoint")
+    for key, identities in (("security.productpageClients", config.security.productpage_clients),
+                            ("security.l7Clients", config.security.l7_clients)):
+        for identity in identities:
+            resolve(identity, config, key)
 
 
 def load_config() -> StackConfig:

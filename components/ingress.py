@@ -73,3 +73,83 @@ class BookinfoIngress(pulumi.ComponentResource):
             opts=after_istio,
         )
         self.register_outputs({"gateway": GATEWAY_NAME})
+
+
+# --- Gateway API variant ---------------------------------------------------------------------------------------
+
+GATEWAY_API = "gateway.networking.k8s.io/v1"
+GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
+_MATCH_TYPES = {"exact": "Exact", "prefix": "PathPrefix"}
+
+
+def gateway_api_gateway_spec() -> dict[str, Any]:
+    return {
+        "gatewayClassName": "istio",
+        "listeners": [{"name": "http", "port": 80, "protocol": "HTTP",
+                       "allowedRoutes": {"namespaces": {"from": "Same"}}}],
+    }
+
+
+def http_route_spec() -> dict[str, Any]:
+    return {
+        "parentRefs": [{"name": GATEWAY_NAME}],
+        "rules": [{
+            "matches": [{"path": {"type": _MATCH_TYPES[kind], "value": path}} for kind, path in PRODUCTPAGE_ROUTES],
+            "backendRefs": [{"name": "productpage", "port": BOOKINFO_PORT}],
+        }],
+    }
+
+
+@dataclass
+class GatewayApiIngressArgs:
+    namespace: pulumi.Input[str]
+    # The Gateway API CRDs and istiod, which deploys the gateway for the Gateway resource.
+    prerequisites: list[pulumi.Resource]
+    node_port: int
+    provider: k8s.Provider
+
+
+class BookinfoGatewayApiIngress(pulumi.ComponentResource):
+    """A Gateway API Gateway (class istio) + HTTPRoute, reachable on the same NodePort as the Istio ingress."""
+
+    gateway: k8s.apiextensions.CustomResource
+    route: k8s.apiextensions.CustomResource
+    node_port_service: k8s.core.v1.Service
+
+    def __init__(self, name: str, args: GatewayApiIngressArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ambient-mesh:ingress:BookinfoGatewayApiIngress", name, None, opts)
+        after = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=args.prerequisites)
+        self.gateway = k8s.apiextensions.CustomResource(
+            f"{name}-gateway",
+            api_version=GATEWAY_API,
+            kind="Gateway",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=GATEWAY_NAME, namespace=args.namespace,
+                annotations={
+                    # kind has no load balancer: a LoadBalancer Service would never get an address.
+                    "networking.istio.io/service-type": "ClusterIP",
+                    "pulumi.com/waitFor": "condition=Programmed",
+                }),
+            spec=gateway_api_gateway_spec(),
+            opts=after,
+        )
+        self.route = k8s.apiextensions.CustomResource(
+            f"{name}-route",
+            api_version=GATEWAY_API,
+            kind="HTTPRoute",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="bookinfo", namespace=args.namespace),
+            spec=http_route_spec(),
+            opts=after,
+        )
+        # Istio's generated Service cannot pin a nodePort; ours selects the same pods on the port kind maps.
+        self.node_port_service = k8s.core.v1.Service(
+            f"{name}-nodeport",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{GATEWAY_NAME}-nodeport", namespace=args.namespace),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="NodePort",
+                selector={GATEWAY_NAME_LABEL: GATEWAY_NAME},
+                ports=[k8s.core.v1.ServicePortArgs(name="http", port=80, target_port=80, node_port=args.node_port)],
+            ),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+        )
+        self.register_outputs({"gateway": GATEWAY_NAME})

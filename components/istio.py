@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -25,7 +25,6 @@ class IstioArgs:
     cluster: ClusterConfig
     provider: k8s.Provider
     ingress_gateway: bool = True
-    extra_istiod_values: dict[str, Any] = field(default_factory=dict)
 
 
 def chart_source(istio: IstioConfig, chart: str) -> dict[str, Any]:
@@ -47,6 +46,8 @@ def istiod_values(istio: IstioConfig) -> dict[str, Any]:
         # One replica is enough for a demo mesh; the HPA would otherwise scale on a busy laptop.
         "autoscaleEnabled": False,
         "replicaCount": 1,
+        # istio-cni is always installed: injected sidecars use it instead of a privileged istio-init container.
+        "pilot": {"cni": {"enabled": True}},
         **profiles.chart_values(istio.resource_profile, "istiod"),
     }
 
@@ -110,8 +111,7 @@ class IstioAmbient(pulumi.ComponentResource):
         )
         self.base = release("base", "istio-base", "base", {})
         # istiod watches Istio's CRDs at start-up; they come from base.
-        self.istiod = release("istiod", "istiod", "istiod", {**istiod_values(istio), **args.extra_istiod_values},
-                              depends_on=[self.base])
+        self.istiod = release("istiod", "istiod", "istiod", istiod_values(istio), depends_on=[self.base])
         # istio-cni needs only its namespace: it installs the node agent that ztunnel later connects to.
         self.cni = release("cni", "istio-cni", "cni", cni_values(istio))
         # ztunnel gets its workload certificates and xDS config from istiod; before it, its pods never turn ready.

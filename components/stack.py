@@ -12,9 +12,19 @@ from components.clients import CurlClients, CurlClientsArgs
 from components.cluster import Cluster, ClusterArgs
 from components.config import StackConfig
 from components.gateway_api import GatewayApiArgs, GatewayApiCrds
-from components.ingress import BookinfoIngress, BookinfoIngressArgs
+from components.identities import SIDECAR_CLIENT
+from components.ingress import (
+    GATEWAY_NAME,
+    BookinfoGatewayApiIngress,
+    BookinfoIngress,
+    BookinfoIngressArgs,
+    GatewayApiIngressArgs,
+)
 from components.istio import INGRESS_RELEASE, ISTIO_NAMESPACE, IstioAmbient, IstioArgs
 from components.namespace import AmbientEnrolment, AmbientEnrolmentArgs, AppNamespace, AppNamespaceArgs
+from components.security import MeshSecurity, MeshSecurityArgs
+from components.sidecar import SidecarNamespace, SidecarNamespaceArgs
+from components.waypoint import Waypoint, WaypointArgs
 
 
 @dataclass
@@ -27,7 +37,10 @@ class AmbientMeshStack:
     bookinfo: Bookinfo
     clients: CurlClients
     enrolment: AmbientEnrolment
-    ingress: BookinfoIngress | None
+    ingress: BookinfoIngress | BookinfoGatewayApiIngress | None
+    security: MeshSecurity
+    waypoint: Waypoint | None
+    sidecar: SidecarNamespace | None
 
 
 def build_stack(config: StackConfig) -> AmbientMeshStack:
@@ -35,16 +48,31 @@ def build_stack(config: StackConfig) -> AmbientMeshStack:
     provider = cluster.provider
     gateway_api = GatewayApiCrds("gateway-api", GatewayApiArgs(config.gateway_api, provider))
     istio = IstioAmbient("istio", IstioArgs(config.istio, config.cluster, provider,
-                                            ingress_gateway=config.app.ingress != "none"))
+                                            ingress_gateway=config.app.ingress == "istio"))
+    # Gateway API objects need their CRDs, and istiod to deploy a proxy for them.
+    gateway_api_ready: list[pulumi.Resource] = [*gateway_api.resources, istio.istiod]
     namespace = AppNamespace("app", AppNamespaceArgs(config.app.namespace, config.app.create_namespace, provider))
     # The app does not wait for Istio: enrolling the namespace later captures pods that are already running.
     bookinfo = Bookinfo("bookinfo", BookinfoArgs(namespace.name, config.app.bookinfo_tag, provider))
     clients = CurlClients("clients", CurlClientsArgs(namespace.name, provider))
     enrolment = AmbientEnrolment("ambient", AmbientEnrolmentArgs(namespace.name, istio.dataplane, provider))
-    ingress = None
+    ingress: BookinfoIngress | BookinfoGatewayApiIngress | None = None
     if config.app.ingress == "istio":
         ingress = BookinfoIngress("ingress", BookinfoIngressArgs(namespace.name, istio.config_api, provider))
-    return AmbientMeshStack(config, cluster, gateway_api, istio, namespace, bookinfo, clients, enrolment, ingress)
+    elif config.app.ingress == "gateway-api":
+        ingress = BookinfoGatewayApiIngress("ingress", GatewayApiIngressArgs(
+            namespace.name, gateway_api_ready, config.cluster.ingress_node_port, provider))
+    security = MeshSecurity("security", MeshSecurityArgs(config, namespace.name, istio.config_api, provider))
+    waypoint = None
+    if config.waypoint.mode != "none":
+        services = {name: svc.metadata.name for name, svc in bookinfo.services.items()}
+        waypoint = Waypoint("waypoint", WaypointArgs(config.waypoint, namespace.name, gateway_api_ready, provider,
+                                                     services))
+    sidecar = None
+    if config.sidecar.enabled:
+        sidecar = SidecarNamespace("sidecar", SidecarNamespaceArgs(config.sidecar, [istio.istiod], provider))
+    return AmbientMeshStack(config, cluster, gateway_api, istio, namespace, bookinfo, clients, enrolment, ingress,
+                            security, waypoint, sidecar)
 
 
 def kubectl(config: StackConfig) -> str:
@@ -72,12 +100,22 @@ def try_it(config: StackConfig) -> dict[str, str]:
     url = ingress_url(config)
     if url is not None:
         commands["viaIngress"] = f"curl -s {url} | {title}"
+        in_cluster = (f"{INGRESS_RELEASE}.{ISTIO_NAMESPACE}" if config.app.ingress == "istio"
+                      else f"{GATEWAY_NAME}-istio.{ns}")
         commands["fromSleepViaIngress"] = (f"{k} exec -n {ns} deploy/sleep -- curl -s "
-                                           f"http://{INGRESS_RELEASE}.{ISTIO_NAMESPACE}/productpage | {title}")
+                                           f"http://{in_cluster}/productpage | {title}")
         commands["loop"] = f"for i in $(seq 1 20); do curl -s {url} | {title}; sleep 1; done"
         if config.cluster.provider == "existing":
-            commands["portForward"] = (f"{k} port-forward -n {ISTIO_NAMESPACE} svc/{INGRESS_RELEASE} "
-                                       f"{config.cluster.ingress_host_port}:80")
+            target = (f"-n {ISTIO_NAMESPACE} svc/{INGRESS_RELEASE}" if config.app.ingress == "istio"
+                      else f"-n {ns} svc/{GATEWAY_NAME}-istio")
+            commands["portForward"] = f"{k} port-forward {target} {config.cluster.ingress_host_port}:80"
+    if config.sidecar.enabled:
+        commands["fromSidecar"] = (f"{k} exec -n {config.sidecar.namespace} deploy/{SIDECAR_CLIENT} -c "
+                                   f"{SIDECAR_CLIENT} -- curl -s http://productpage.{ns}:9080/ | {title}")
+    if config.security.l7_clients:
+        commands["l7DeleteDenied"] = (f"{k} exec -n {ns} deploy/sleep -- curl -s -o /dev/null -w '%{{http_code}}\\n' "
+                                      "-X DELETE http://productpage:9080/  # 403: only "
+                                      + "/".join(config.security.l7_methods) + " is allowed")
     return commands
 
 

@@ -46,7 +46,21 @@ BAD_VALUES: list[tuple[str, str, Any, str]] = [
     ("app", "namespace", "istio-system", "not istio-system"),
     ("app", "namespace", "kube-system", "kube-"),
     ("app", "bookinfoTag", "latest", "x.y.z"),
-    ("app", "ingress", "nginx", "istio, none"),
+    ("app", "ingress", "nginx", "istio, gateway-api, none"),
+    ("security", "mtls", "STRICT", "strict, permissive"),
+    ("security", "productpageClients", "sleep", "a list of identities"),
+    ("security", "productpageClients", ["Sleep"], "identities"),
+    ("security", "productpageClients", ["sleep", "sleep"], "each once"),
+    ("security", "productpageClients", ["ghost"], "ServiceAccounts this stack creates"),
+    ("security", "productpageClients", ["istio-system/ztunnel"], "ServiceAccounts this stack creates"),
+    ("security", "defaultDeny", "yes", "true or false"),
+    ("security", "l7Methods", ["FETCH"], "HTTP methods"),
+    ("security", "l7Clients", ["sleep"], "unless a waypoint serves productpage"),
+    ("waypoint", "mode", "on", "none, namespace, services"),
+    ("waypoint", "services", ["reviews"], "nothing unless mode is services"),
+    ("waypoint", "name", "Waypoint", "DNS label"),
+    ("sidecar", "enabled", "true", "true or false"),
+    ("sidecar", "namespace", "Side_car", "DNS label"),
 ]
 
 
@@ -57,7 +71,8 @@ def test_bad_value_names_key_value_and_what_is_accepted(section: str, key: str, 
         parse_config(dev_raw_config(**{section: {key: value}}))
     message = str(raised.value)
     assert f"ambient-mesh:{section}.{key}" in message
-    assert repr(value) in message
+    # A bad item of a list is named on its own.
+    assert repr(value) in message or (isinstance(value, list) and any(f"got {v!r};" in message for v in value))
     assert accepted in message
     assert message.count("\n") == 0
 
@@ -124,6 +139,36 @@ def test_integer_given_as_string_is_accepted() -> None:
     assert dev_config(cluster={"workers": "3"}).cluster.workers == 3
 
 
+CROSS_SECTION_ERRORS: list[tuple[dict[str, dict[str, Any]], str, str]] = [
+    ({"sidecar": {"enabled": True, "namespace": "default"}}, "sidecar.namespace", "never carries both"),
+    ({"waypoint": {"mode": "services", "services": []}}, "waypoint.services", "at least one service"),
+    ({"waypoint": {"mode": "services", "services": ["ghost"]}}, "waypoint.services", "Bookinfo services"),
+    ({"waypoint": {"mode": "services", "services": ["reviews"]}, "security": {"l7Clients": ["sleep"]}},
+     "security.l7Clients", "L7 rules are enforced only by a waypoint"),
+    ({"app": {"ingress": "none"}}, "security.productpageClients", "app.ingress is none"),
+    ({"security": {"productpageClients": ["sidecar/sleep"]}}, "security.productpageClients",
+     "ServiceAccounts this stack creates"),
+    ({"security": {"productpageClients": ["waypoint"]}}, "security.productpageClients",
+     "ServiceAccounts this stack creates"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "key", "accepted"), CROSS_SECTION_ERRORS,
+                         ids=[key for _, key, _ in CROSS_SECTION_ERRORS])
+def test_rules_across_sections(overrides: dict[str, dict[str, Any]], key: str, accepted: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(dev_raw_config(**overrides))
+    assert f"ambient-mesh:{key}:" in str(raised.value)
+    assert accepted in str(raised.value)
+
+
+def test_identities_of_optional_workloads_exist_only_with_them() -> None:
+    config = dev_config(sidecar={"enabled": True}, waypoint={"mode": "namespace"},
+                        security={"productpageClients": ["ingress", "sleep", "sidecar/sleep", "waypoint"],
+                                  "l7Clients": ["sleep"]})
+    assert config.security.productpage_clients == ("ingress", "sleep", "sidecar/sleep", "waypoint")
+
+
 def test_existing_mode_with_context_only() -> None:
     config = dev_config(cluster={"provider": "existing", "context": "minikube"})
     assert (config.cluster.provider, config.cluster.context, config.cluster.kubeconfig) == (
@@ -154,7 +199,8 @@ def test_bad_config_stops_the_program_before_any_resource_is_registered() -> Non
 
 
 def test_load_config_reads_the_stack_config() -> None:
-    pulumi.runtime.set_all_config({"ambient-mesh:app": '{"namespace": "bookinfo", "ingress": "none"}'})
+    pulumi.runtime.set_all_config({"ambient-mesh:app": '{"namespace": "bookinfo", "ingress": "none"}',
+                                   "ambient-mesh:security": '{"productpageClients": ["sleep"]}'})
     try:
         config = load_config()
     finally:

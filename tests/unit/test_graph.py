@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from components.config import PROJECT
 from tests.conftest import dev_config
 from tools.mockgraph import Graph, run_stack
@@ -67,8 +69,9 @@ def test_app_workloads_do_not_wait_for_istio(graph: Graph) -> None:
 
 
 def test_istio_config_waits_for_crds_and_webhook(graph: Graph) -> None:
-    istio_kinds = [r for r in graph if r.type.startswith("kubernetes:networking.istio.io/")]
-    assert {r.type.rsplit(":", 1)[1] for r in istio_kinds} == {"Gateway", "VirtualService"}
+    istio_kinds = [r for r in graph if re.match(r"kubernetes:(networking|security)\.istio\.io/", r.type)]
+    assert {r.type.rsplit(":", 1)[1] for r in istio_kinds} == {"Gateway", "VirtualService", "PeerAuthentication",
+                                                               "AuthorizationPolicy"}
     for resource in istio_kinds:
         assert {release_named(graph, "istio-base"), release_named(graph, "istiod")} <= graph.explicit(resource.name)
 
@@ -98,8 +101,8 @@ def test_only_documented_depends_on(graph: Graph) -> None:
     }
     expected |= {(p.name, release_named(graph, n)) for p in graph.of_type("kubernetes:core/v1:NamespacePatch")
                  for n in ("ztunnel", "istio-cni")}
-    expected |= {(r.name, release_named(graph, n)) for r in graph if r.type.startswith("kubernetes:networking.istio.io")
-                 for n in ("istio-base", "istiod")}
+    expected |= {(r.name, release_named(graph, n)) for r in graph
+                 if re.match(r"kubernetes:(networking|security)\.istio\.io/", r.type) for n in ("istio-base", "istiod")}
     # A pod whose ServiceAccount does not exist yet is refused by admission: each Deployment waits for its own.
     accounts = {sa.inputs["metadata"]["name"]: sa.name for sa in graph.of_type("kubernetes:core/v1:ServiceAccount")}
     expected |= {(d.name, accounts[d.inputs["spec"]["template"]["spec"]["serviceAccountName"]])
@@ -140,7 +143,7 @@ def test_component_tokens_are_consistent(graph: Graph) -> None:
 
 
 def test_ingress_off_removes_gateway_release_and_routing() -> None:
-    graph = run_stack(dev_config(app={"ingress": "none"}))
+    graph = run_stack(dev_config(app={"ingress": "none"}, security={"productpageClients": ["sleep"]}))
     assert "istio-ingressgateway" not in {r.inputs["name"] for r in graph.of_type(RELEASE)}
     assert not [r for r in graph if r.type.startswith("kubernetes:networking.istio.io/")]
     assert graph.outputs["ingressUrl"] is None

@@ -1,0 +1,43 @@
+"""A sidecar-mode namespace with its own curl client: sidecars and ambient pods in one mesh."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.clients import CurlClients, CurlClientsArgs
+from components.config import SidecarConfig
+from components.identities import SIDECAR_CLIENT
+
+INJECTION_LABEL = {"istio-injection": "enabled"}
+
+
+@dataclass
+class SidecarNamespaceArgs:
+    config: SidecarConfig
+    # istiod: its injection webhook must serve before the client's pod is created.
+    injector: list[pulumi.Resource]
+    provider: k8s.Provider
+
+
+class SidecarNamespace(pulumi.ComponentResource):
+    namespace: k8s.core.v1.Namespace
+    clients: CurlClients
+
+    def __init__(self, name: str, args: SidecarNamespaceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ambient-mesh:sidecar:SidecarNamespace", name, None, opts)
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.config.namespace, labels=INJECTION_LABEL),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+        )
+        self.clients = CurlClients(
+            f"{name}-clients",
+            CurlClientsArgs(self.namespace.metadata.name, args.provider, names=(SIDECAR_CLIENT,), avoid_app=None,
+                            # A pod created before the injector serves starts without its sidecar.
+                            wait_for=args.injector),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"namespace": self.namespace.metadata.name})
