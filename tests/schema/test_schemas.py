@@ -1,0 +1,374 @@
+"""Every object the stack creates, under every config switch, validates offline against published schemas.
+
+Core kinds: kubernetes-validate's strict schemas for Kubernetes tools.schemas.KUBERNETES_VERSION. Istio and Gateway API
+kinds: the CRDs of the pinned istio.io/api and sigs.k8s.io/gateway-api modules, made strict (unknown fields are
+errors). A kind without a published schema fails: nothing is waved through.
+
+To cover a new switch: a Literal or bool field of a config section is picked up by itself (every non-default value);
+add to EXTRA_KEYS what such a value needs to parse, and to VARIANTS any other value worth rendering.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import re
+import typing
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from components import versions
+from components.config import SECTIONS, StackConfig
+from tests.conftest import GATEWAY_API_FIXTURE, dev_config, dev_raw_config
+from tools import render, schemas
+from tools.mockgraph import Graph
+
+# --- the configurations rendered ----------------------------------------------------------------------------------
+
+# Keys that a switch value needs beside itself to be a valid config: (section, key, value) -> per-section overrides.
+# Sections the config does not have (yet) are left out.
+EXTRA_KEYS: dict[tuple[str, str, Any], dict[str, dict[str, Any]]] = {
+    ("cluster", "provider", "existing"): {"cluster": {"context": "kind-ambient"}},
+    ("app", "ingress", "none"): {"security": {"productpageClients": ["sleep"]}},
+    ("waypoint", "mode", "services"): {"waypoint": {"services": ["productpage"]}},
+}
+
+# Values that are not Literal/bool switches but change what is created (id -> per-section overrides).
+VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
+    "dev": {},
+    "app.namespace=bookinfo": {"app": {"namespace": "bookinfo"}},  # creates the Namespace
+}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def section_classes() -> dict[str, type]:
+    """Config section (as written in the stack file) -> its dataclass, from StackConfig's fields."""
+    hints = typing.get_type_hints(StackConfig)
+    return {_camel(f.name): hints[f.name] for f in fields(StackConfig) if _camel(f.name) in SECTIONS}
+
+
+def switch_variants() -> dict[str, dict[str, dict[str, Any]]]:
+    """One variant per non-default value of every Literal or bool config key."""
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for section, cls in section_classes().items():
+        hints = typing.get_type_hints(cls)
+        default = cls()
+        for f in fields(cls):
+            key = _camel(f.name)
+            if key not in SECTIONS[section]:
+                continue
+            hint = hints[f.name]
+            choices: tuple[Any, ...] = (True, False) if hint is bool else (
+                typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else ())
+            for value in choices:
+                if value == getattr(default, f.name):
+                    continue
+                overrides: dict[str, dict[str, Any]] = {section: {key: value}}
+                for extra_section, extra in EXTRA_KEYS.get((section, key, value), {}).items():
+                    if extra_section in SECTIONS:
+                        overrides.setdefault(extra_section, {}).update(extra)
+                found[f"{section}.{key}={value}"] = overrides
+    return found
+
+
+ALL_VARIANTS = {**VARIANTS, **switch_variants()}
+
+_renders: dict[str, list[render.Rendered]] = {}
+
+
+def rendered(variant: str, graph: Graph) -> list[render.Rendered]:
+    if variant not in _renders:
+        if variant == "dev":
+            _renders[variant] = render.render_graph(graph)  # the session's dev graph: evaluated once
+        else:
+            _renders[variant] = render.render_config(dev_config(**ALL_VARIANTS[variant]))
+    return _renders[variant]
+
+
+_verdicts: dict[str, list[str]] = {}
+
+
+def verdict(item: render.Rendered) -> list[str]:
+    """Schema errors of one rendered object; identical objects (most, across variants) are checked once."""
+    key = item.role + json.dumps(item.body, sort_keys=True)
+    if key not in _verdicts:
+        try:
+            _verdicts[key] = schemas.errors(item.body, partial=item.role == "patch")
+        except schemas.SchemaNotFound as missing:
+            _verdicts[key] = [f"no published schema: {missing}"]
+    return _verdicts[key]
+
+
+def test_every_config_switch_is_rendered() -> None:
+    switches = switch_variants()
+    assert {"cluster.provider=existing", "istio.resourceProfile=chart-defaults", "gatewayApi.mode=skip",
+            "app.ingress=none"} <= set(switches)
+
+
+@pytest.mark.parametrize("variant", sorted(ALL_VARIANTS))
+def test_every_object_validates(variant: str, graph: Graph) -> None:
+    objects = [item for item in rendered(variant, graph) if item.is_object]
+    assert objects
+    problems = {item.filename: verdict(item) for item in objects}
+    assert not {name: errs for name, errs in problems.items() if errs}
+
+
+def test_switches_change_what_is_created(graph: Graph) -> None:
+    def files(variant: str) -> set[str]:
+        return {item.filename for item in rendered(variant, graph)}
+
+    dev = files("dev")
+    assert "gateway-default-bookinfo-gateway.yaml" in dev
+    assert "gateway-default-bookinfo-gateway.yaml" not in files("app.ingress=none")
+    assert "namespace-_-bookinfo.yaml" in files("app.namespace=bookinfo")
+    assert not any(name.startswith("customresourcedefinition-") for name in files("gatewayApi.mode=skip"))
+    kinds = {item.body["kind"] for v in ALL_VARIANTS for item in rendered(v, graph) if item.is_object}
+    assert {"Deployment", "Service", "ServiceAccount", "Namespace", "CustomResourceDefinition", "Gateway",
+            "VirtualService"} <= kinds
+
+
+# --- validation bites -------------------------------------------------------------------------------------------
+
+# Objects of kinds the stack does not create yet (zero trust will): used only when no rendered one exists, to prove
+# that their schemas load and bite. Test data, not schemas.
+SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
+    ("security.istio.io/v1", "AuthorizationPolicy"): {
+        "metadata": {"name": "productpage-viewer", "namespace": "default"},
+        "spec": {"selector": {"matchLabels": {"app": "productpage"}}, "action": "ALLOW",
+                 "rules": [{"from": [{"source": {"principals": ["cluster.local/ns/default/sa/sleep"]}}],
+                            "to": [{"operation": {"methods": ["GET"]}}]}]},
+    },
+    ("security.istio.io/v1", "PeerAuthentication"): {
+        "metadata": {"name": "default", "namespace": "istio-system"},
+        "spec": {"mtls": {"mode": "STRICT"}},
+    },
+    ("gateway.networking.k8s.io/v1", "Gateway"): {
+        "metadata": {"name": "waypoint", "namespace": "default"},
+        "spec": {"gatewayClassName": "istio-waypoint",
+                 "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}]},
+    },
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): {
+        "metadata": {"name": "bookinfo", "namespace": "default"},
+        "spec": {"parentRefs": [{"name": "bookinfo-gateway"}],
+                 "rules": [{"matches": [{"path": {"type": "Exact", "value": "/productpage"}}],
+                            "backendRefs": [{"name": "productpage", "port": 9080}]}]},
+    },
+}
+
+
+def find(graph: Graph, api_version: str, kind: str) -> dict[str, Any]:
+    """A rendered object of this kind from any variant, else the sample."""
+    for variant in sorted(ALL_VARIANTS):
+        for item in rendered(variant, graph):
+            if item.is_object and item.body["apiVersion"] == api_version and item.body["kind"] == kind:
+                return copy.deepcopy(item.body)
+    return {"apiVersion": api_version, "kind": kind, **copy.deepcopy(SAMPLES[(api_version, kind)])}
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    """A mutation that sets obj[path] (dotted, [i] for list items), creating the last key."""
+    parts = [int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", path)]
+
+    def mutate(obj: dict[str, Any]) -> None:
+        target: Any = obj
+        for part in parts[:-1]:
+            target = target[part]
+        target[parts[-1]] = value
+    return mutate
+
+
+def _rename(path: str, new_key: str) -> Callable[[dict[str, Any]], None]:
+    """A typo: the key at `path` moved to `new_key` in the same mapping."""
+    parts = [int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", path)]
+
+    def mutate(obj: dict[str, Any]) -> None:
+        target: Any = obj
+        for part in parts[:-1]:
+            target = target[part]
+        target[new_key] = target.pop(parts[-1])
+    return mutate
+
+
+BITES = [
+    # core (kubernetes-validate)
+    ("apps/v1", "Deployment", _rename("spec.template.spec.containers[0].imagePullPolicy", "imagePullPolicyy"),
+     "imagePullPolicyy"),
+    ("apps/v1", "Deployment", _set("spec.replicas", "one"), "spec.replicas"),
+    ("apps/v1", "Deployment", _set("spec.template.spec.containers[0].resources", {"request": {"cpu": "1"}}),
+     "request"),
+    ("v1", "Service", _set("spec.ports[0].protocl", "TCP"), "protocl"),
+    ("v1", "Namespace", _set("metadata.label", {"a": "b"}), "label"),
+    # Istio (istio.io/api CRDs)
+    ("networking.istio.io/v1", "Gateway", _rename("spec.servers[0].port.number", "numbr"), "numbr"),
+    ("networking.istio.io/v1", "Gateway", _set("spec.servers[0].port.number", "eighty"), "number"),
+    ("networking.istio.io/v1", "Gateway", _set("specs", {}), "specs"),
+    ("networking.istio.io/v1", "Gateway", _set("metadata.namespce", "default"), "namespce"),
+    ("networking.istio.io/v1", "VirtualService", _set("spec.http[0].route[0].destination.hots", "x"), "hots"),
+    ("networking.istio.io/v1", "VirtualService", _set("spec.http[0].match[0].uri", {"exact": "/a", "prefix": "/b"}),
+     "spec.http[0].match[0].uri"),
+    ("security.istio.io/v1", "AuthorizationPolicy", _set("spec.action", "PERMIT"), "PERMIT"),
+    ("security.istio.io/v1", "AuthorizationPolicy", _set("spec.rules[0].from[0].source.principal", ["x"]),
+     "principal"),
+    ("security.istio.io/v1", "PeerAuthentication", _set("spec.mtls.mode", "ON"), "ON"),
+    # Gateway API (sigs.k8s.io/gateway-api CRDs)
+    ("gateway.networking.k8s.io/v1", "Gateway", _set("spec.listeners[0].protocl", "HBONE"), "protocl"),
+    ("gateway.networking.k8s.io/v1", "Gateway", _set("spec.listeners[0].port", 70000), "port"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute", _rename("spec.rules[0].matches", "matchs"), "matchs"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute", _set("spec.rules[0].matches[0].path.type", "Glob"), "Glob"),
+]
+
+
+@pytest.mark.parametrize(("api_version", "kind", "mutate", "mentions"), BITES,
+                         ids=[f"{kind}-{mentions}" for _, kind, _, mentions in BITES])
+def test_a_wrong_field_is_rejected(api_version: str, kind: str, mutate: Callable[[dict[str, Any]], None],
+                                   mentions: str, graph: Graph) -> None:
+    obj = find(graph, api_version, kind)
+    assert schemas.errors(obj) == [], "the unmodified object must be valid"
+    mutate(obj)
+    found = schemas.errors(obj)
+    assert found and any(mentions in error for error in found), found
+
+
+def test_a_wrong_field_in_a_patch_is_rejected(graph: Graph) -> None:
+    patch = next(item for item in rendered("dev", graph) if item.role == "patch")
+    obj = copy.deepcopy(patch.body)
+    assert schemas.errors(obj, partial=True) == []
+    obj["metadata"]["lables"] = obj["metadata"].pop("labels")
+    assert any("lables" in error for error in schemas.errors(obj, partial=True))
+
+
+def test_kinds_without_a_published_schema_fail() -> None:
+    with pytest.raises(schemas.SchemaNotFound):
+        schemas.errors({"apiVersion": "networking.istio.io/v1", "kind": "Gatewy", "metadata": {"name": "x"}})
+    with pytest.raises(schemas.SchemaNotFound):
+        schemas.errors({"apiVersion": "apps/v1", "kind": "Deploymnt", "metadata": {"name": "x"}})
+
+
+def test_kubernetes_validate_itself_agrees(graph: Graph) -> None:
+    """Our cached loading of kubernetes-validate's schemas gives its own validate()'s verdicts (one object a kind)."""
+    by_kind = {item.body["kind"]: item.body for item in rendered("dev", graph)
+               if item.role == "object" and schemas.group_of(item.body["apiVersion"]) not in schemas.GROUPS}
+    assert {"Deployment", "Service", "ServiceAccount", "Namespace", "CustomResourceDefinition"} <= set(by_kind)
+    for obj in by_kind.values():
+        kubernetes_validate.validate(obj, schemas.KUBERNETES_VERSION, strict=True)
+    broken = copy.deepcopy(by_kind["Deployment"])
+    broken["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, schemas.KUBERNETES_VERSION, strict=True)
+
+
+# --- sources and pins ---------------------------------------------------------------------------------------------
+
+def test_schemas_are_for_the_versions_the_stack_installs() -> None:
+    assert schemas.ISTIO_API.version == f"v{versions.ISTIO_VERSION}"
+    assert schemas.GATEWAY_API.version == versions.GATEWAY_API_VERSION
+    for module, version in schemas.TRACKS.items():
+        assert module.version == version
+        schemas.module_dir(module)  # present and matching the pinned hash
+
+
+def test_kubernetes_validate_has_the_target_version_itself() -> None:
+    """No silent fallback to an older Kubernetes: the exact minor's strict schemas are bundled."""
+    assert schemas._schema_dir(schemas.KUBERNETES_VERSION).endswith(f"v{schemas.KUBERNETES_VERSION}.0-local-strict")
+
+
+def test_strict_schema_closes_objects_but_keeps_free_form_ones_open() -> None:
+    crd_schema = {"type": "object", "properties": {
+        "a": {"type": "object", "properties": {"b": {"type": "string"}}},
+        "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {"c": {}}},
+        "map": {"type": "object", "additionalProperties": {"type": "object", "properties": {"d": {}}}},
+        "n": {"type": "integer", "nullable": True},
+    }}
+    strict = schemas.strict_schema(crd_schema)
+    assert strict["additionalProperties"] is False
+    assert strict["properties"]["a"]["additionalProperties"] is False
+    assert "additionalProperties" not in strict["properties"]["free"]
+    assert strict["properties"]["map"]["additionalProperties"]["additionalProperties"] is False
+    assert strict["properties"]["n"]["type"] == ["integer", "null"]
+    assert "additionalProperties" not in crd_schema  # the published schema is left untouched
+
+
+# --- render -------------------------------------------------------------------------------------------------------
+
+def test_render_files(graph: Graph) -> None:
+    files = {item.filename: item for item in rendered("dev", graph)}
+    deployment = files["deployment-default-reviews-v2.yaml"]
+    assert list(deployment.body)[:3] == ["apiVersion", "kind", "metadata"]
+    assert deployment.body["apiVersion"] == "apps/v1" and deployment.body["spec"]["replicas"] == 1
+    assert deployment.text.startswith("# kubernetes:apps/v1:Deployment bookinfo-reviews-v2\napiVersion: apps/v1\n")
+    assert "9080.0" not in "".join(item.text for item in files.values())
+    assert files["namespace-_-istio-system.yaml"].body["apiVersion"] == "v1"
+    assert "customresourcedefinition-_-httproutes.gateway.networking.k8s.io.yaml" in files
+    patch = files["namespacepatch-_-default@ambient-label.yaml"]
+    assert patch.role == "patch" and patch.body["kind"] == "Namespace"
+    assert patch.body["metadata"]["labels"] == {"istio.io/dataplane-mode": "ambient"}
+    istiod = files["helmrelease-istio-system-istiod.yaml"].body
+    assert istiod["chart"] == "istiod" and istiod["version"] == versions.ISTIO_VERSION
+    assert istiod["repository"] == versions.ISTIO_CHART_REPOSITORY
+    assert istiod["values"]["profile"] == "ambient"
+    assert {name for name in files if name.startswith("helmrelease-")} == {
+        f"helmrelease-istio-system-{n}.yaml" for n in ("istio-base", "istiod", "istio-cni", "ztunnel",
+                                                        "istio-ingressgateway")}
+
+
+def test_render_helm_release_repositories(graph: Graph) -> None:
+    """Repository URL, OCI registry or local directory: chart is the chart's name, repository where it comes from."""
+    istiod = graph.get("istio-istiod")
+    cases = {
+        "oci://ghcr.io/istio/release/charts/istiod": "oci://ghcr.io/istio/release/charts",
+        str(GATEWAY_API_FIXTURE.parent / "charts" / "istiod"): "tests/fixtures/charts",
+    }
+    for chart, repository in cases.items():
+        inputs = {key: value for key, value in istiod.inputs.items() if key != "repositoryOpts"}
+        body = render.render_release(dataclasses.replace(istiod, inputs={**inputs, "chart": chart})).body
+        assert (body["repository"], body["chart"], body["version"]) == (repository, "istiod", versions.ISTIO_VERSION)
+
+
+def test_render_cli_is_stable_and_writes_a_clean_directory(tmp_path: Path, graph: Graph) -> None:
+    out = tmp_path / "render"
+    out.mkdir()
+    (out / "deployment-default-gone.yaml").write_text("stale\n", encoding="utf-8")
+    # cluster.workers changes no Kubernetes object: the files are the dev render's, from a second evaluation.
+    code = render.main(["--out", str(out), "--set", "cluster.workers=1",
+                        "--gateway-api-crds", str(GATEWAY_API_FIXTURE)])
+    assert code == 0
+    expected = {item.filename: item.text for item in rendered("dev", graph)}
+    written = {p.name: p.read_text(encoding="utf-8") for p in out.iterdir() if p.name != render.INDEX}
+    assert written == expected
+    assert list(expected) == sorted(expected)
+    index = (out / render.INDEX).read_text(encoding="utf-8")
+    assert "cluster.workers=1" in index and "tests/fixtures/gateway-api-crds.yaml" in index
+    assert str(tmp_path) not in index
+
+
+def test_render_refuses_a_directory_that_is_not_a_render(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine\n", encoding="utf-8")
+    with pytest.raises(SystemExit):
+        render.write([], tmp_path)
+    assert (tmp_path / "notes.txt").exists()
+
+
+def test_render_offline_falls_back_to_the_stand_in(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AMBIENT_MESH_CACHE_DIR", str(tmp_path))  # nothing downloaded there
+    raw = dev_raw_config(gatewayApi={"source": ""})
+    source = render.gateway_api_source(raw)
+    assert source.stand_in and source.source == str(render.GATEWAY_API_STAND_IN)
+    assert not render.gateway_api_source(dev_raw_config()).stand_in  # a configured local file is used as is
+
+
+def test_set_parses_values() -> None:
+    raw = render.apply_sets({"cluster": {"workers": 2}}, ["cluster.workers=0", "app.ingress=none",
+                                                          "gatewayApi.source="])
+    assert raw == {"cluster": {"workers": 0}, "app": {"ingress": "none"}, "gatewayApi": {"source": ""}}
+    with pytest.raises(SystemExit):
+        render.apply_sets({}, ["workers=1"])

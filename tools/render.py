@@ -1,0 +1,344 @@
+"""Render every Kubernetes object the stack creates, offline: `python -m tools.render` (or `make render`).
+
+The program runs under Pulumi mocks (tools/mockgraph: no cluster, no engine, no network). Every Kubernetes resource
+it registers is written as one YAML file in the output directory (cleaned first):
+
+- `<kind>-<namespace>-<name>.yaml`, all lower case; `_` stands for the namespace of an object that names none
+  (cluster-scoped kinds: Namespace, CustomResourceDefinition, ...). `_` is never a namespace name.
+- a server-side-apply patch (e.g. `kubernetes:core/v1:NamespacePatch`) is written as the object it applies
+  (kind Namespace) in `namespacepatch-_-<name>@<pulumi resource name>.yaml` (several patches may share an object):
+  only the fields in it are managed by the stack.
+- each Helm release (`kubernetes:helm.sh/v3:Release`) as `helmrelease-<namespace>-<release>.yaml`: its chart,
+  version, repository and values (the objects the chart creates are Helm's business, not rendered).
+- `_render.yaml`: what was rendered (stack file, --set overrides, the Gateway API CRD source used).
+
+apiVersion and kind come from the resource type token (`kubernetes:apps/v1:Deployment` -> apps/v1 Deployment). Keys
+are ordered apiVersion, kind, metadata (name, namespace first), then alphabetically; lists keep their order. Pulumi's
+wire numbers (floats) are written as integers where integral. Nothing depends on time or the machine, so two renders
+diff cleanly.
+
+The Gateway API CRD bundle: `--gateway-api-crds FILE` wins; else a configured local file; else a configured URL
+(the default: the official release) is read from the download cache that `pulumi up` fills; if it has not been
+downloaded, `--download` fetches it (the only network access render ever makes), otherwise the test stand-in
+tests/fixtures/gateway-api-crds.yaml is rendered instead and `_render.yaml` and stderr say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import re
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components import gateway_api
+from components.config import StackConfig, parse_config, read_stack_file
+from tools.mockgraph import Graph, Registration, run_stack
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_STACK_FILE = REPO / "Pulumi.dev.yaml"
+DEFAULT_OUT = REPO / "render"
+GATEWAY_API_STAND_IN = REPO / "tests" / "fixtures" / "gateway-api-crds.yaml"
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+CLUSTER = "_"  # the namespace part of a file name for an object without a namespace
+INDEX = "_render.yaml"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One output file: a Kubernetes object, a patch, or a Helm release."""
+
+    filename: str
+    role: str  # "object" | "patch" | "helmrelease"
+    type: str  # Pulumi type token
+    resource_name: str  # Pulumi resource name
+    body: dict[str, Any]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def is_object(self) -> bool:
+        return self.role in ("object", "patch")
+
+    @property
+    def text(self) -> str:
+        header = [f"# {self.type} {self.resource_name}", *(f"# {note}" for note in self.notes)]
+        return "\n".join(header) + "\n" + dump(self.body)
+
+
+@dataclass
+class RenderSource:
+    """The Gateway API CRD source actually rendered, and whether it is the stand-in."""
+
+    source: str
+    stand_in: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+# --- plain data ---------------------------------------------------------------------------------------------------
+
+def plain(value: Any) -> Any:
+    """Pulumi's deserialized inputs as plain YAML data: integral floats as ints, None dropped, unknowns refused."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, bool | str | int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value.is_integer() else value
+    raise ValueError(f"cannot render a value of type {type(value).__name__}: {value!r} (unknown at render time?)")
+
+
+_FIRST = {"": ("apiVersion", "kind", "metadata"), "metadata": ("name", "namespace")}
+
+
+def ordered(value: Any, key: str = "") -> Any:
+    """Mappings in a fixed order: the keys of _FIRST, then alphabetical; lists keep their order."""
+    if isinstance(value, dict):
+        first = [k for k in _FIRST.get(key, ()) if k in value]
+        rest = sorted(k for k in value if k not in first)
+        return {k: ordered(value[k], k if not key else f"{key}.{k}") for k in first + rest}
+    if isinstance(value, list):
+        return [ordered(v, key + "[]") for v in value]
+    return value
+
+
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:  # every value written out in full, never as &anchor/*alias
+        return True
+
+
+def _str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    # Multi-line strings (CRD descriptions, scripts) as block literals when YAML allows it: readable diffs.
+    style = "|" if "\n" in data and not re.search(r"[^\S\n]\n|\t", data) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump(body: Any) -> str:
+    return yaml.dump(body, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True,
+                     width=120, indent=2)
+
+
+# --- registrations -> files -------------------------------------------------------------------------------------
+
+def api_version_kind(type_token: str) -> tuple[str, str]:
+    """`kubernetes:apps/v1:Deployment` -> ("apps/v1", "Deployment"); `kubernetes:core/v1:X` -> ("v1", "X")."""
+    package, group_version, kind = type_token.split(":")
+    if package != "kubernetes" or "/" not in group_version:
+        raise ValueError(f"not a Kubernetes object type: {type_token}")
+    group, version = group_version.rsplit("/", 1)
+    return (version if group == "core" else group_version), kind
+
+
+def _file_part(text: str) -> str:
+    return re.sub(r"[^a-z0-9._-]+", "_", text.lower())
+
+
+def filename(kind: str, namespace: str | None, name: str) -> str:
+    return f"{_file_part(kind)}-{_file_part(namespace or CLUSTER)}-{_file_part(name)}.yaml"
+
+
+def _relative(path: str) -> str:
+    """Paths inside the repository without the machine's part, so renders on two machines agree."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except (ValueError, OSError):
+        return path
+
+
+def render_object(reg: Registration) -> Rendered:
+    api_version, token_kind = api_version_kind(reg.type)
+    inputs = plain(reg.inputs)
+    kind = inputs.get("kind") or token_kind
+    role = "object"
+    notes: list[str] = []
+    if kind != token_kind:
+        if token_kind != f"{kind}Patch":
+            raise ValueError(f"{reg.name}: type {reg.type} carries kind {kind}")
+        role = "patch"
+        notes.append(f"Server-side apply patch of an existing {kind}: the stack manages only these fields.")
+    if inputs.get("apiVersion", api_version) != api_version:
+        raise ValueError(f"{reg.name}: type {reg.type} carries apiVersion {inputs['apiVersion']}")
+    body = {**inputs, "apiVersion": api_version, "kind": kind}
+    metadata = body.setdefault("metadata", {})
+    if not metadata.get("name"):
+        # Pulumi would auto-name it <resource name>-<random suffix>.
+        metadata["name"] = f"{reg.name}-xxxxxxxx"
+        notes.append("metadata.name is chosen by Pulumi at create time (auto-naming): xxxxxxxx is random.")
+    if role == "patch":
+        # Several patches may share one object (each manages its own fields): the file also names the resource.
+        name = filename(token_kind, metadata.get("namespace"), metadata["name"])
+        name = name.removesuffix(".yaml") + f"@{_file_part(reg.name)}.yaml"
+    else:
+        name = filename(kind, metadata.get("namespace"), metadata["name"])
+    return Rendered(name, role, reg.type, reg.name, ordered(body), tuple(notes))
+
+
+def render_release(reg: Registration) -> Rendered:
+    inputs = plain(reg.inputs)
+    chart = inputs["chart"]
+    repository = (inputs.get("repositoryOpts") or {}).get("repo")
+    if repository is None and "/" in chart:
+        # oci://registry/path/chart or a local chart directory: Helm's repository is everything before the name.
+        repository, chart = chart.rsplit("/", 1)
+    if repository and not re.match(r"^[a-z]+://", repository):
+        repository = _relative(repository)
+    namespace = inputs.get("namespace") or "default"
+    name = inputs.get("name") or reg.name
+    body = {
+        "name": name,
+        "namespace": namespace,
+        "chart": chart,
+        "version": inputs.get("version"),
+        "repository": repository,
+        "values": ordered(inputs.get("values") or {}),
+    }
+    return Rendered(filename("helmrelease", namespace, name), "helmrelease", reg.type, reg.name, body,
+                    ("Helm release: chart, version, repository and values (not a Kubernetes object).",))
+
+
+def is_kubernetes_object(reg: Registration) -> bool:
+    return reg.custom and reg.type.startswith("kubernetes:") and reg.type != HELM_RELEASE
+
+
+def render_graph(graph: Graph) -> list[Rendered]:
+    """Every Kubernetes object and Helm release the stack registers, sorted by file name."""
+    rendered = []
+    for reg in graph:
+        if reg.type == HELM_RELEASE:
+            rendered.append(render_release(reg))
+        elif is_kubernetes_object(reg):
+            rendered.append(render_object(reg))
+    by_name: dict[str, Rendered] = {}
+    for item in rendered:
+        if item.filename in by_name:
+            other = by_name[item.filename]
+            raise ValueError(f"{item.resource_name} and {other.resource_name} are the same object ({item.filename})")
+        by_name[item.filename] = item
+    return [by_name[name] for name in sorted(by_name)]
+
+
+def render_config(config: StackConfig, stack_name: str = "dev") -> list[Rendered]:
+    return render_graph(run_stack(config, stack_name))
+
+
+# --- config -------------------------------------------------------------------------------------------------------
+
+def apply_sets(raw: dict[str, Any], sets: Sequence[str]) -> dict[str, Any]:
+    """`section.key=value` overrides (value read as YAML: 2 -> int, true -> bool, none -> "none")."""
+    raw = copy.deepcopy(raw)
+    for item in sets:
+        match = re.fullmatch(r"([A-Za-z]+)\.([A-Za-z]+)=(.*)", item, flags=re.S)
+        if not match:
+            raise SystemExit(f"--set {item!r}: expected section.key=value, e.g. app.ingress=none")
+        section, key, text = match.groups()
+        value = yaml.safe_load(text) if text else ""
+        raw.setdefault(section, {})
+        if raw[section] is None:
+            raw[section] = {}
+        raw[section][key] = value
+    return raw
+
+
+def gateway_api_source(raw: dict[str, Any], override: str | None = None, download: bool = False) -> RenderSource:
+    """Where the Gateway API bundle is read from for this render (see the module docstring)."""
+    if override:
+        return RenderSource(override)
+    config = parse_config(raw).gateway_api
+    source = config.resolved_source
+    if not config.install or not source.startswith(("http://", "https://")):
+        return RenderSource(source)
+    if gateway_api.cached_path(source).is_file():
+        return RenderSource(source, notes=[f"read from the download cache {gateway_api.cached_path(source)}"])
+    if download:
+        gateway_api.read_source(source)
+        return RenderSource(source, notes=["downloaded"])
+    return RenderSource(str(GATEWAY_API_STAND_IN), stand_in=True,
+                        notes=[f"{source} has not been downloaded (pass --download, or --gateway-api-crds FILE): "
+                               "rendered the test stand-in CRDs instead, whose schemas are NOT the real ones"])
+
+
+def load_config(stack_file: str | Path = DEFAULT_STACK_FILE, sets: Sequence[str] = (),
+                gateway_api_crds: str | None = None, download: bool = False) -> tuple[StackConfig, RenderSource]:
+    raw = apply_sets(read_stack_file(stack_file), sets)
+    source = gateway_api_source(raw, gateway_api_crds, download)
+    raw.setdefault("gatewayApi", {})
+    if raw["gatewayApi"] is None:
+        raw["gatewayApi"] = {}
+    raw["gatewayApi"]["source"] = source.source
+    return parse_config(raw), source
+
+
+# --- output -------------------------------------------------------------------------------------------------------
+
+def write(rendered: Sequence[Rendered], out: Path, index: dict[str, Any] | None = None) -> None:
+    """Replace `out` with the rendered files (the directory is removed first: no stale objects survive)."""
+    if out.exists():
+        if not out.is_dir():
+            raise SystemExit(f"{out} exists and is not a directory")
+        if any(child.suffix not in (".yaml", ".yml") for child in out.iterdir()):
+            raise SystemExit(f"{out} holds files other than YAML: not a render directory, refusing to delete it")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for item in rendered:
+        (out / item.filename).write_text(item.text, encoding="utf-8")
+    if index is not None:
+        (out / INDEX).write_text(dump(index), encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.render",
+        description="Write every Kubernetes object the stack creates (and each Helm release) as YAML, offline.")
+    parser.add_argument("--stack-file", default=str(DEFAULT_STACK_FILE), help="default: Pulumi.dev.yaml")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one config key, e.g. --set app.ingress=none (repeatable)")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="output directory, cleaned first (default: render/)")
+    parser.add_argument("--gateway-api-crds", metavar="FILE", help="Gateway API CRD bundle to render")
+    parser.add_argument("--download", action="store_true",
+                        help="download the configured Gateway API bundle if it is not cached yet")
+    parser.add_argument("--validate", action="store_true",
+                        help="also validate every object against the published schemas (tools/schemas.py)")
+    args = parser.parse_args(argv)
+
+    config, source = load_config(args.stack_file, args.sets, args.gateway_api_crds, args.download)
+    for note in source.notes:
+        print(f"render: Gateway API CRDs: {note}", file=sys.stderr)
+    rendered = render_config(config)
+    index = {
+        "stackFile": _relative(args.stack_file),
+        "set": list(args.sets),
+        "gatewayApiCrds": _relative(source.source) + (" (test stand-in)" if source.stand_in else ""),
+        "files": len(rendered),
+    }
+    out = Path(args.out)
+    write(rendered, out, index)
+    print(f"render: {len(rendered)} files in {out}")
+    if args.validate:
+        from tools import schemas
+
+        failures = 0
+        for item in rendered:
+            if item.is_object:
+                try:
+                    schemas.validate(item.body, partial=item.role == "patch")
+                except (schemas.ObjectInvalid, schemas.SchemaNotFound) as problem:
+                    failures += 1
+                    print(f"render: INVALID {item.filename}: {problem}", file=sys.stderr)
+        print(f"render: {sum(i.is_object for i in rendered)} objects validated, {failures} invalid")
+        return 1 if failures else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
