@@ -30,7 +30,6 @@ from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from components import versions
-from components.config import SECTIONS
 from tests.conftest import REPO, dev_config
 from tools.mockgraph import Graph, run_stack
 
@@ -374,6 +373,14 @@ def test_no_loadbalancer_fails_the_gateway_chart_service_type(values: dict[str, 
     assert reason in message
 
 
+@pytest.mark.parametrize("chart", ["/srv/charts/gateway", "oci://registry.example/istio/gateway",
+                                   "https://charts.example/gateway-1.31.1.tgz"])
+def test_no_loadbalancer_recognises_the_gateway_chart_from_any_source(chart: str) -> None:
+    [message] = check_resource("no-loadbalancer-on-kind", RELEASE, release(chart=chart, repo=None))
+    assert "leaves values.service.type unset" in message
+    assert check_resource("no-loadbalancer-on-kind", RELEASE, release(chart=chart + "x", repo=None)) == []
+
+
 def test_no_loadbalancer_fails_an_istio_gateway_api_gateway_without_service_type() -> None:
     type_ = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
     gateway = {**meta("web", "shop"), "spec": {"gatewayClassName": "istio"}}
@@ -478,16 +485,8 @@ def test_dev_stack_passes_every_policy(graph: Graph) -> None:
 
 
 ZERO_TRUST_ON = {name: ZERO_TRUST for name in ZERO_TRUST_POLICIES}
-HAS_SECURITY = "security" in SECTIONS  # components/security.py: PeerAuthentication and AuthorizationPolicies
 
 
-@pytest.mark.skipif(HAS_SECURITY, reason="the stack has zero trust: see the tests below")
-def test_dev_stack_without_zero_trust_fails_exactly_the_zero_trust_policies(graph: Graph) -> None:
-    assert not graph.of_type(AUTHZ) and not graph.of_type(PEER_AUTHN)
-    assert set(run_pack(graph, ZERO_TRUST_ON)) == ZERO_TRUST_POLICIES
-
-
-@pytest.mark.skipif(not HAS_SECURITY, reason="needs the stack's zero-trust config (ambient-mesh:security)")
 def test_dev_stack_with_zero_trust_on_lacks_only_a_default_deny(graph: Graph) -> None:
     """Pulumi.dev.yaml: mTLS STRICT, an L4 policy on productpage only, defaultDeny false. The namespace as a whole is
     not covered, so zero trust flags exactly that; with security.defaultDeny the stack passes."""
@@ -498,7 +497,6 @@ def test_dev_stack_with_zero_trust_on_lacks_only_a_default_deny(graph: Graph) ->
     assert run_pack(run_stack(dev_config(security={"defaultDeny": True})), ZERO_TRUST_ON) == {}
 
 
-@pytest.mark.skipif(not HAS_SECURITY, reason="needs the stack's zero-trust config (ambient-mesh:security)")
 def test_dev_stack_with_permissive_mtls_fails_strict_mtls() -> None:
     found = run_pack(run_stack(dev_config(security={"mtls": "permissive", "defaultDeny": True})), ZERO_TRUST_ON)
     assert list(found) == ["zero-trust-strict-mtls"]
@@ -506,7 +504,6 @@ def test_dev_stack_with_permissive_mtls_fails_strict_mtls() -> None:
     assert "istio-system/default has mtls mode PERMISSIVE" in message
 
 
-@pytest.mark.skipif(not HAS_SECURITY, reason="needs the stack's optional parts (sidecar, waypoint, gateway-api)")
 def test_dev_stack_with_every_option_on_passes_every_policy() -> None:
     graph = run_stack(dev_config(app={"namespace": "bookinfo", "ingress": "gateway-api"},
                                  sidecar={"enabled": True}, waypoint={"mode": "namespace"}))
