@@ -1,0 +1,732 @@
+"""tools/verify.py: the ztunnel log parser on recorded lines of several Istio versions, and the whole verify flow
+against a fake cluster that replays recorded kubectl/curl/HTTP outputs."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import os
+import stat
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tools import verify
+from tools.verify import HttpResult, Result, hbone_evidence, parse_ztunnel_logs
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+# The recorded scenario: kind, productpage on worker2, the clients on worker, a waypoint beside them.
+PRODUCTPAGE_IP = "10.244.2.8"
+SLEEP_IP = "10.244.1.4"
+NOTSLEEP_IP = "10.244.1.5"
+WAYPOINT_IP = "10.244.1.9"
+CLIENT_IPS = [SLEEP_IP, NOTSLEEP_IP]
+
+
+def log(name: str) -> str:
+    return (FIXTURES / f"ztunnel-{name}.log").read_text()
+
+
+# --- the parser ----------------------------------------------------------------------------------------------
+
+def test_legacy_span_lines_of_istio_1_18() -> None:
+    events = parse_ztunnel_logs(log("1.18"))
+    assert {e.format for e in events} == {"legacy"}
+    inbound = [e for e in events if e.direction == "inbound"]
+    assert [(e.src_ip, e.target, e.src_identity) for e in inbound] == [
+        (SLEEP_IP, f"{PRODUCTPAGE_IP}:9080", "spiffe://cluster.local/ns/default/sa/sleep"),
+        (NOTSLEEP_IP, f"{PRODUCTPAGE_IP}:9080", "spiffe://cluster.local/ns/default/sa/notsleep"),
+    ]
+    assert all(e.hbone and e.pod == "ztunnel-m2vjx" for e in inbound)
+    outbound = [e for e in events if e.direction == "outbound"]
+    assert [(e.target, e.via, e.hbone) for e in outbound] == [
+        (f"{PRODUCTPAGE_IP}:9080", f"{PRODUCTPAGE_IP}:15008", True),
+        ("10.244.1.6:9080", None, False),  # node local fast path: no tunnel
+        (f"{PRODUCTPAGE_IP}:9080", f"{PRODUCTPAGE_IP}:15008", True),
+        ("10.244.1.6:9080", "10.244.1.6:15008", True),
+    ]
+    assert not any(e.error for e in events)
+    # xds lines, "complete dur=" lines and the listener line are not connections
+    assert len(events) == 6
+
+
+def test_legacy_lines_with_a_proxy_span_and_failures_of_istio_1_20() -> None:
+    events = parse_ztunnel_logs(log("1.20"))
+    assert len(events) == 4 and {e.format for e in events} == {"legacy"}
+    outbound = [e for e in events if e.direction == "outbound"]
+    assert [e.error for e in outbound] == [None, "http status: 401 Unauthorized"]  # "failed" joins its span
+    inbound = {e.src_ip: e for e in events if e.direction == "inbound"}
+    assert inbound[SLEEP_IP].error is None
+    assert inbound[NOTSLEEP_IP].error.startswith("RBAC rejected")  # type: ignore[union-attr]
+
+
+def test_structured_access_log_of_istio_1_22_with_unquoted_values() -> None:
+    events = parse_ztunnel_logs(log("1.22"))
+    assert {e.format for e in events} == {"access"} and len(events) == 5
+    first = events[0]
+    assert (first.direction, first.src_ip, first.target, first.via, first.hbone) == (
+        "outbound", SLEEP_IP, f"{PRODUCTPAGE_IP}:9080", f"{PRODUCTPAGE_IP}:15008", True)
+    assert first.dst_workload == "productpage-v1-77489ccb5f-pjbq5"
+    assert first.src_identity == "spiffe://cluster.local/ns/default/sa/sleep"
+    assert first.pod == "ztunnel-4fzqk"
+
+
+def test_structured_access_log_with_policy_rejections_and_plain_tcp() -> None:
+    events = parse_ztunnel_logs(log("1.26-denied"))
+    rejected = [e for e in events if e.error]
+    assert [(e.direction, e.src_ip) for e in rejected] == [("outbound", NOTSLEEP_IP), ("inbound", NOTSLEEP_IP)]
+    assert rejected[1].error == "connection closed due to policy rejection: allow policies exist, but none allowed"
+    plain = events[-1]
+    assert (plain.direction, plain.hbone, plain.target, plain.via) == ("inbound", False, f"{PRODUCTPAGE_IP}:9080",
+                                                                       None)
+
+
+def test_lines_without_kubectl_prefix_and_debug_opened_lines() -> None:
+    waypoint = parse_ztunnel_logs(log("1.31-waypoint"))
+    assert len(waypoint) == 2  # the debug "connection opened" line is not counted twice
+    legacy = parse_ztunnel_logs(log("1.19-waypoint"))
+    assert [e.pod for e in legacy] == [None, None]
+    assert legacy[0].via == f"{WAYPOINT_IP}:15008" and legacy[0].target == "10.96.141.27:9080"
+
+
+def test_ipv6_addresses_are_split() -> None:
+    line = ('2025-01-01T00:00:00.000000Z\tinfo\taccess\tconnection complete\tsrc.addr=[fd00:10:244::4]:4000 '
+            'dst.addr=[fd00:10:244::8]:15008 dst.hbone_addr=[fd00:10:244::8]:9080 direction="inbound"')
+    [event] = parse_ztunnel_logs(line)
+    assert (event.src_ip, event.target_ip, event.target_port, event.via_port) == (
+        "fd00:10:244::4", "fd00:10:244::8", 9080, 15008)
+
+
+@pytest.mark.parametrize("fixture", ["1.18", "1.20", "1.22", "1.26-denied"])
+def test_every_format_proves_inbound_and_outbound_hbone(fixture: str) -> None:
+    found = hbone_evidence(parse_ztunnel_logs(log(fixture)), [PRODUCTPAGE_IP], CLIENT_IPS)
+    assert found.ok
+    assert all(e.target_ip == PRODUCTPAGE_IP and e.target_port == 9080 for e in found.inbound)
+    assert all(e.via_port == 15008 for e in found.outbound)
+    assert not found.through_waypoint
+
+
+def test_details_traffic_and_plain_tcp_are_not_proof() -> None:
+    # productpage -> details (another target) and the gateway's plain TCP inbound prove nothing about productpage
+    found = hbone_evidence(parse_ztunnel_logs(log("1.24-plaintext")), [PRODUCTPAGE_IP], CLIENT_IPS)
+    assert not found.inbound and not found.outbound and not found.ok
+    found = hbone_evidence(parse_ztunnel_logs(log("1.22")), ["10.244.1.6"], CLIENT_IPS)
+    assert not found.outbound  # the details call came from productpage, not from a client
+
+
+def test_rejected_connections_are_kept_apart() -> None:
+    found = hbone_evidence(parse_ztunnel_logs(log("1.26-denied")), [PRODUCTPAGE_IP], CLIENT_IPS)
+    assert {e.src_ip for e in found.inbound + found.outbound} == {SLEEP_IP}
+    assert len(found.rejected) == 2 and {e.src_ip for e in found.rejected} == {NOTSLEEP_IP}
+
+
+@pytest.mark.parametrize("fixture", ["1.31-waypoint", "1.19-waypoint"])
+def test_waypoint_traversal_in_both_formats(fixture: str) -> None:
+    events = parse_ztunnel_logs(log(fixture))
+    found = hbone_evidence(events, [PRODUCTPAGE_IP], CLIENT_IPS, [WAYPOINT_IP])
+    assert found.ok and len(found.through_waypoint) == 1
+    assert found.inbound[0].src_ip == WAYPOINT_IP
+    without = hbone_evidence(events, [PRODUCTPAGE_IP], CLIENT_IPS)
+    assert not without.outbound and not without.inbound  # unknown waypoint: neither hop counts
+
+
+# --- a fake cluster ------------------------------------------------------------------------------------------
+
+TITLE_PAGE = "<html><head>" + verify.TITLE + "</head><body>Bookinfo</body></html>"
+
+
+def pod(name: str, app: str | None, ip: str, ready: bool = True, phase: str = "Running",
+        reason: str | None = None, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "main", "ready": ready, "restartCount": 4 if reason else 0,
+                                 "state": {"waiting": {"reason": reason}} if reason else {"running": {}}}
+    return {
+        "metadata": {"name": name, "labels": {**({"app": app} if app else {}), **(labels or {})}},
+        "status": {"phase": phase, "podIP": ip, "podIPs": [{"ip": ip}],
+                   "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                   "containerStatuses": [container]},
+    }
+
+
+def istio_pods() -> list[dict[str, Any]]:
+    return [pod("istiod-5d8d9b7c5-abcde", "istiod", "10.244.0.5"),
+            pod("istio-ingressgateway-6b7d8c9f4-wq5zt", "istio-ingressgateway", "10.244.1.7"),
+            *[pod(f"ztunnel-{s}", "ztunnel", f"10.244.{i}.2") for i, s in enumerate(["4fzqk", "m2vjx", "x9q2w"])],
+            *[pod(f"istio-cni-node-{s}", None, f"172.18.0.{i}", labels={"k8s-app": "istio-cni-node"})
+              for i, s in enumerate(["aa1bb", "cc2dd", "ee3ff"], 2)]]
+
+
+def app_pods() -> list[dict[str, Any]]:
+    return [pod("productpage-v1-54bb874995-kzpnw", "productpage", PRODUCTPAGE_IP),
+            pod("details-v1-65cfcf56f9-4kq8j", "details", "10.244.1.6"),
+            pod("ratings-v1-7c9bd4b87f-9x7zq", "ratings", "10.244.2.9"),
+            *[pod(f"reviews-v{v}-6b8c9d7f5{v}-r2d2c", "reviews", f"10.244.2.1{v}") for v in (1, 2, 3)],
+            pod("sleep-7656cf8794-8q2vz", "sleep", SLEEP_IP),
+            pod("notsleep-6f6b8f7c9d-x2lqv", "notsleep", NOTSLEEP_IP)]
+
+
+def waypoint_pod() -> dict[str, Any]:
+    return pod("waypoint-5d9c7b6f48-h7x2d", None, WAYPOINT_IP,
+               labels={"gateway.networking.k8s.io/gateway-name": "waypoint"})
+
+
+def curl_ok(body: str = TITLE_PAGE, status: int = 200) -> Result:
+    return Result((), 0, f"{body}\n{verify.STATUS_MARK}{status}\n", "")
+
+
+def curl_failed(code: int, message: str) -> Result:
+    return Result((), code, f"\n{verify.STATUS_MARK}000\n",
+                  f"curl: ({code}) {message}\ncommand terminated with exit code {code}\n")
+
+
+RESET = curl_failed(56, "Recv failure: Connection reset by peer")
+PRODUCTPAGE_URL = "http://productpage:9080/productpage"
+INGRESS_URL = "http://istio-ingressgateway.istio-system/productpage"
+HOST_URL = "http://localhost:8080/productpage"
+
+
+@dataclass
+class FakeCluster:
+    """Replays recorded outputs for the calls verify makes; records every call."""
+
+    pods: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {
+        "istio-system": istio_pods(), "default": app_pods()})
+    labels: dict[str, dict[str, str]] = field(default_factory=lambda: {
+        "default": {"istio.io/dataplane-mode": "ambient", "kubernetes.io/metadata.name": "default"}})
+    curls: dict[tuple[str, str], list[Result]] = field(default_factory=lambda: {
+        ("sleep", PRODUCTPAGE_URL): [curl_ok()],
+        ("notsleep", PRODUCTPAGE_URL): [curl_ok()],
+        ("sleep", INGRESS_URL): [curl_ok()],
+    })
+    host: list[HttpResult] = field(default_factory=lambda: [HttpResult(HOST_URL, 200, TITLE_PAGE)])
+    ztunnel_log: str = field(default_factory=lambda: log("1.22"))
+    waypoint_log: str = ""
+    pulumi: Result = Result((), 127, "", "pulumi: command not found")
+    unreachable: bool = False
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+    sleeps: list[float] = field(default_factory=list)
+    kubeconfig_seen: list[tuple[str, str, int]] = field(default_factory=list)
+
+    def run(self, argv: Sequence[str], timeout: float = 60.0) -> Result:
+        argv = tuple(argv)
+        self.calls.append(argv)
+        if argv[0] == "pulumi":
+            return self.pulumi
+        assert argv[0] == "kubectl", argv
+        args = list(argv[1:])
+        while args and args[0] in ("--kubeconfig", "--context"):
+            if args[0] == "--kubeconfig" and Path(args[1]).exists():
+                path = args[1]
+                self.kubeconfig_seen.append((path, Path(path).read_text(), stat.S_IMODE(os.stat(path).st_mode)))
+            args = args[2:]
+        if self.unreachable:
+            return Result(argv, 1, "", "The connection to the server 127.0.0.1:6443 was refused")
+        verb = args[0]
+        if verb == "get" and args[1] == "pods":
+            namespace = args[args.index("-n") + 1]
+            items = self.pods.get(namespace, [])
+            if "-l" in args:
+                key, value = args[args.index("-l") + 1].split("=")
+                items = [p for p in items if p["metadata"]["labels"].get(key) == value]
+            return Result(argv, 0, json.dumps({"items": items}))
+        if verb == "get" and args[1] == "namespace":
+            return Result(argv, 0, json.dumps({"metadata": {"name": args[2], "labels": self.labels.get(args[2])}}))
+        if verb == "exec":
+            client = args[args.index("-n") + 2].removeprefix("deploy/")
+            curl_key = (client, args[-1])
+            answers = self.curls.get(curl_key)
+            if not answers:
+                return Result(argv, 1, "", f'Error from server (NotFound): deployments.apps "{client}" not found')
+            answer = answers.pop(0) if len(answers) > 1 else answers[0]
+            return Result(argv, answer.returncode, answer.stdout, answer.stderr)
+        if verb == "logs" and "app=ztunnel" in args:
+            return Result(argv, 0, self.ztunnel_log)
+        if verb == "logs":
+            return Result(argv, 0, self.waypoint_log)
+        raise AssertionError(f"unexpected kubectl call {argv}")
+
+    def http_get(self, url: str, timeout: float = 10.0) -> HttpResult:
+        self.calls.append(("GET", url))
+        return self.host.pop(0) if len(self.host) > 1 else self.host[0]
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+    def kubectl_calls(self, verb: str) -> list[tuple[str, ...]]:
+        return [c for c in self.calls if c[0] == "kubectl" and verb in c]
+
+
+@dataclass
+class Run:
+    code: int
+    output: str
+    report: dict[str, Any]
+
+    def check(self, name: str) -> dict[str, Any]:
+        [check] = [c for c in self.report["checks"] if c["name"] == name]
+        return check
+
+    def status(self) -> dict[str, str]:
+        return {c["name"]: c["status"] for c in self.report["checks"]}
+
+
+@pytest.fixture
+def run_verify(tmp_path: Path) -> Iterator[Any]:
+    def run(cluster: FakeCluster, *flags: str, host: bool = True) -> Run:
+        report = tmp_path / "report.json"
+        argv = ["--kubeconfig", "/tmp/kc", "--no-stack-outputs", "--json", str(report), *flags]
+        if host:
+            argv += ["--host-url", HOST_URL]
+        out = io.StringIO()
+        code = verify.main(argv, runner=cluster, out=out)
+        return Run(code, out.getvalue(), json.loads(report.read_text()))
+    yield run
+
+
+ALL_CHECKS = ["pods-ready:istio-system", "pods-ready:default", "ambient-label", "curl:sleep", "curl:notsleep",
+              "ingress:in-cluster", "ingress:host", "ztunnel:hbone"]
+
+
+# --- the whole flow ------------------------------------------------------------------------------------------
+
+def test_all_checks_pass_on_a_healthy_mesh(run_verify: Any) -> None:
+    cluster = FakeCluster()
+    run = run_verify(cluster)
+    assert run.code == 0 and run.report["ok"] and run.report["failed"] == []
+    assert list(run.status()) == ALL_CHECKS and set(run.status().values()) == {"pass"}
+    assert "verify: OK - 8 of 8 checks" in run.output
+    for name in ALL_CHECKS:
+        assert f"PASS {name}:" in run.output
+    assert run.output.count("8/8 pods Ready") == 2
+    ztunnel = run.check("ztunnel:hbone")
+    assert "inbound HBONE to productpage:9080: 2" in ztunnel["evidence"]
+    assert "outbound via HBONE :15008: 2" in ztunnel["evidence"]
+    assert not cluster.sleeps  # nothing had to be retried
+    # every kubectl call carries the kubeconfig, and the logs are those of the requests just made
+    assert all(c[1:3] == ("--kubeconfig", "/tmp/kc") for c in cluster.calls if c[0] == "kubectl")
+    [logs] = cluster.kubectl_calls("logs")
+    assert "--tail=-1" in logs and "--prefix" in logs and any(a.startswith("--since=") for a in logs)
+
+
+def test_the_curl_commands_are_the_tutorials(run_verify: Any) -> None:
+    cluster = FakeCluster()
+    run_verify(cluster)
+    execs = cluster.kubectl_calls("exec")
+    assert {(c[c.index("-n") + 2], c[-1]) for c in execs} == {
+        ("deploy/sleep", PRODUCTPAGE_URL), ("deploy/notsleep", PRODUCTPAGE_URL), ("deploy/sleep", INGRESS_URL)}
+    assert all(c[c.index("--") + 1] == "curl" for c in execs)
+    assert ("GET", HOST_URL) in cluster.calls
+
+
+def test_a_pod_that_is_not_ready_fails_with_its_reason(run_verify: Any) -> None:
+    cluster = FakeCluster()
+    cluster.pods["istio-system"][2] = pod("ztunnel-4fzqk", "ztunnel", "10.244.0.2", ready=False,
+                                          reason="CrashLoopBackOff")
+    run = run_verify(cluster, "--wait", "10")
+    assert run.code == 1 and run.report["failed"] == ["pods-ready:istio-system"]
+    check = run.check("pods-ready:istio-system")
+    assert check["summary"] == "1 of 8 pods not Ready" and check["attempts"] == 3  # waited 10 s, every 5 s
+    assert any("ztunnel-4fzqk" in e and "CrashLoopBackOff" in e for e in check["evidence"])
+    assert "FAIL pods-ready:istio-system" in run.output and "hint: `kubectl get pods -n istio-system`" in run.output
+    assert "verify: FAILED - 1 of 8 checks failed: pods-ready:istio-system" in run.output
+
+
+def test_pods_that_become_ready_while_waiting_pass() -> None:
+    cluster = FakeCluster()
+    healthy = app_pods()
+    cluster.pods["default"][0] = pod("productpage-v1-54bb874995-kzpnw", "productpage", PRODUCTPAGE_IP,
+                                     ready=False, phase="Pending")
+    original = cluster.run
+
+    def run(argv: Sequence[str], timeout: float = 60.0) -> Result:
+        if cluster.kubectl_calls("get"):  # from the second look on
+            cluster.pods["default"] = healthy
+        return original(argv, timeout)
+
+    cluster.run = run  # type: ignore[method-assign]
+    check = verify.Verifier(verify.Settings(), cluster, io.StringIO()).check_pods("default", verify.APP_WORKLOADS)
+    assert check.status == "pass" and check.attempts == 2 and cluster.sleeps == [5.0]
+
+
+def test_a_missing_workload_fails(run_verify: Any) -> None:
+    cluster = FakeCluster()
+    cluster.pods["default"] = [p for p in app_pods() if p["metadata"]["labels"]["app"] != "notsleep"]
+    run = run_verify(cluster, "--wait", "0")
+    assert run.code == 1
+    assert run.check("pods-ready:default")["summary"] == "missing workloads: notsleep"
+
+
+def test_an_empty_namespace_fails(run_verify: Any) -> None:
+    cluster = FakeCluster()
+    cluster.pods["istio-system"] = []
+    run = run_verify(cluster, "--wait", "0")
+    assert run.check("pods-ready:istio-system")["summary"] == "no pods in namespace istio-system"
+    assert run.code == 1
+
+
+def test_a_namespace_without_the_ambient_label_fails(run_verify: Any) -> None:
+    cluster = FakeCluster()
+    cluster.labels["default"] = {"kubernetes.io/metadata.name": "default"}
+    run = run_verify(cluster)
+    assert run.code == 1 and run.report["failed"] == ["ambient-label"]
+    assert run.check("ambient-label")["evidence"] == ["labels: kubernetes.io/metadata.name=default"]
+
+
+def test_sleep_that_cannot_reach_productpage_fails_after_retries(run_verify: Any) -> None:
+    cluster = FakeCluster()
+    cluster.curls[("sleep", PRODUCTPAGE_URL)] = [curl_failed(7, "Failed to connect to productpage port 9080")]
+    run = run_verify(cluster, "--attempts", "3", "--interval", "2")
+    check = run.check("curl:sleep")
+    assert run.code == 1 and "curl:sleep" in run.report["failed"]
+    assert check["status"] == "fail" and check["attempts"] == 3
+    assert "curl exit 7" in check["evidence"][0]
+    assert cluster.sleeps.count(2.0) >= 2
+
+
+def test_a_flaky_first_request_is_retried(run_verify: Any) -> None:
+    cluster = FakeCluster()
+    cluster.curls[("sleep", PRODUCTPAGE_URL)] = [curl_failed(28, "Operation timed out"), curl_ok()]
+    run = run_verify(cluster)
+    assert run.code == 0 and run.check("curl:sleep")["attempts"] == 2
+
+
+def test_a_page_without_the_title_fails(run_verify: Any) -> None:
+    cluster = FakeCluster()
+    cluster.curls[("notsleep", PRODUCTPAGE_URL)] = [curl_ok("upstream connect error", 503)]
+    run = run_verify(cluster, "--attempts", "1")
+    assert run.code == 1 and run.report["failed"] == ["curl:notsleep"]
+    assert "HTTP 503, no Bookinfo title" in run.check("curl:notsleep")["evidence"][0]
+
+
+def test_a_client_that_does_not_exist_fails(run_verify: Any) -> None:
+    cluster = FakeCluster()
+    del cluster.curls[("notsleep", PRODUCTPAGE_URL)]
+    run = run_verify(cluster, "--attempts", "1")
+    assert run.check("curl:notsleep")["summary"] == "could not run curl in deploy/notsleep"
+    assert run.code == 1
+
+
+def test_notsleep_denied_as_expected_passes(run_verify: Any) -> None:
+    cluster = FakeCluster(ztunnel_log=log("1.26-denied"))
+    cluster.curls[("notsleep", PRODUCTPAGE_URL)] = [RESET]
+    run = run_verify(cluster, "--expect-denied", "notsleep")
+    assert run.code == 0, run.output
+    assert "denied as expected (connection reset" in run.check("curl:notsleep")["summary"]
+    assert any(e.startswith("rejected by policy: 2 connections from notsleep")
+               for e in run.check("ztunnel:hbone")["evidence"])
+
+
+def test_an_l7_denial_by_the_waypoint_counts_as_denied(run_verify: Any) -> None:
+    cluster = FakeCluster()
+    cluster.curls[("notsleep", PRODUCTPAGE_URL)] = [curl_ok("RBAC: access denied", 403)]
+    run = run_verify(cluster, "--expect-denied", "notsleep")
+    assert run.code == 0 and "HTTP 403 RBAC" in run.check("curl:notsleep")["summary"]
+
+
+def test_notsleep_allowed_when_it_should_be_denied_fails(run_verify: Any) -> None:
+    run = run_verify(FakeCluster(), "--expect-denied", "notsleep", "--attempts", "2")
+    assert run.code == 1 and run.report["failed"] == ["curl:notsleep"]
+    assert run.check("curl:notsleep")["summary"] == "notsleep reached productpage but should be denied"
+
+
+def test_notsleep_denied_when_it_should_be_allowed_fails(run_verify: Any) -> None:
+    cluster = FakeCluster()
+    cluster.curls[("notsleep", PRODUCTPAGE_URL)] = [RESET]
+    run = run_verify(cluster, "--attempts", "1")
+    assert run.code == 1 and run.report["failed"] == ["curl:notsleep"]
+    assert "--expect-denied" in run.check("curl:notsleep")["hint"]
+
+
+def test_a_timeout_is_not_a_policy_denial(run_verify: Any) -> None:
+    cluster = FakeCluster()
+    cluster.curls[("notsleep", PRODUCTPAGE_URL)] = [curl_failed(28, "Connection timed out after 10001 ms")]
+    run = run_verify(cluster, "--expect-denied", "notsleep", "--attempts", "1")
+    assert run.code == 1
+    assert run.check("curl:notsleep")["summary"] == "notsleep failed, but not with a policy denial"
+
+
+def test_the_ingress_gateway_in_cluster_failing_fails(run_verify: Any) -> None:
+    cluster = FakeCluster()
+    cluster.curls[("sleep", INGRESS_URL)] = [curl_ok("", 404)]
+    run = run_verify(cluster, "--attempts", "1")
+    assert run.code == 1 and run.report["failed"] == ["ingress:in-cluster"]
+
+
+def test_the_host_url_failing_fails(run_verify: Any) -> None:
+    cluster = FakeCluster(host=[HttpResult(HOST_URL, None, "", "[Errno 111] Connection refused")])
+    run = run_verify(cluster, "--attempts", "2")
+    assert run.code == 1 and run.report["failed"] == ["ingress:host"]
+    assert "no response ([Errno 111] Connection refused)" in run.check("ingress:host")["evidence"][0]
+
+
+def test_without_a_host_url_the_host_check_is_skipped(run_verify: Any) -> None:
+    run = run_verify(FakeCluster(), host=False)
+    assert run.code == 0 and run.status()["ingress:host"] == "skip"
+    assert "(1 skipped: ingress:host)" in run.output
+
+
+def test_no_ingress_skips_both_ingress_checks_and_the_gateway_pod(run_verify: Any) -> None:
+    cluster = FakeCluster()
+    cluster.pods["istio-system"] = [p for p in istio_pods() if "ingressgateway" not in p["metadata"]["name"]]
+    run = run_verify(cluster, "--no-ingress")
+    assert run.code == 0 and run.status()["ingress:in-cluster"] == run.status()["ingress:host"] == "skip"
+
+
+def test_gateway_api_ingress_address(run_verify: Any) -> None:
+    cluster = FakeCluster()
+    url = "http://bookinfo-gateway-istio.default/productpage"
+    cluster.curls[("sleep", url)] = [curl_ok()]
+    cluster.pods["istio-system"] = [p for p in istio_pods() if "ingressgateway" not in p["metadata"]["name"]]
+    run = run_verify(cluster, "--ingress-address", "bookinfo-gateway-istio.default")
+    assert run.code == 0, run.output
+    assert ("deploy/sleep", url) in {(c[c.index("-n") + 2], c[-1]) for c in cluster.kubectl_calls("exec")}
+
+
+def test_ztunnel_logs_without_hbone_fail(run_verify: Any) -> None:
+    run = run_verify(FakeCluster(ztunnel_log=log("1.24-plaintext")), "--attempts", "2")
+    assert run.code == 1 and run.report["failed"] == ["ztunnel:hbone"]
+    check = run.check("ztunnel:hbone")
+    assert check["summary"] == "no inbound and no outbound HBONE connection for productpage in the ztunnel logs"
+    assert check["attempts"] == 2
+
+
+def test_ztunnel_logs_with_only_inbound_fail(run_verify: Any) -> None:
+    inbound_only = "\n".join(line for line in log("1.22").splitlines() if 'direction="inbound"' in line)
+    run = run_verify(FakeCluster(ztunnel_log=inbound_only), "--attempts", "1")
+    assert run.code == 1
+    assert run.check("ztunnel:hbone")["summary"].startswith("no outbound HBONE connection")
+
+
+@pytest.mark.parametrize("fixture", ["1.18", "1.20", "1.22"])
+def test_the_whole_flow_reads_each_log_format(run_verify: Any, fixture: str) -> None:
+    assert run_verify(FakeCluster(ztunnel_log=log(fixture))).code == 0
+
+
+def test_waypoint_traversal_passes(run_verify: Any) -> None:
+    cluster = FakeCluster(ztunnel_log=log("1.31-waypoint"))
+    cluster.pods["default"].append(waypoint_pod())
+    run = run_verify(cluster, "--waypoint", "waypoint")
+    assert run.code == 0, run.output
+    assert list(run.status())[-1] == "waypoint"
+    evidence = run.check("waypoint")["evidence"]
+    assert "ztunnel outbound to the waypoint on 15008: 1" in evidence
+    assert "ztunnel inbound to productpage from the waypoint: 1" in evidence
+
+
+def test_waypoint_access_log_alone_is_evidence(run_verify: Any) -> None:
+    cluster = FakeCluster(waypoint_log='[2026-10-10T01:00:04.390Z] "GET /productpage HTTP/1.1" 200 - via_upstream')
+    cluster.pods["default"].append(waypoint_pod())
+    run = run_verify(cluster, "--waypoint", "waypoint")
+    assert run.code == 0 and run.check("waypoint")["status"] == "pass"
+
+
+def test_traffic_that_bypasses_the_waypoint_fails(run_verify: Any) -> None:
+    cluster = FakeCluster()  # 1.22 log: sleep -> productpage directly
+    cluster.pods["default"].append(waypoint_pod())
+    run = run_verify(cluster, "--waypoint", "waypoint", "--attempts", "1")
+    assert run.code == 1 and run.report["failed"] == ["waypoint"]
+    assert run.check("waypoint")["summary"] == "no request went through waypoint waypoint"
+
+
+def test_a_missing_waypoint_fails(run_verify: Any) -> None:
+    run = run_verify(FakeCluster(ztunnel_log=log("1.31-waypoint")), "--waypoint", "waypoint", "--attempts", "1",
+                     "--wait", "0")
+    assert run.code == 1
+    assert run.check("waypoint")["summary"] == "no pod for waypoint waypoint in default"
+    assert run.check("pods-ready:default")["summary"] == "missing workloads: waypoint"
+
+
+def test_an_unreachable_cluster_fails_every_check_with_the_kubectl_error(run_verify: Any) -> None:
+    run = run_verify(FakeCluster(unreachable=True), "--attempts", "1", "--wait", "0")
+    assert run.code == 1
+    assert {c["name"] for c in run.report["checks"] if c["status"] == "fail"} >= {
+        "pods-ready:istio-system", "ambient-label", "curl:sleep"}
+    assert "was refused" in run.check("pods-ready:istio-system")["evidence"][0]
+
+
+def test_core_mode_runs_only_the_core_checks(run_verify: Any) -> None:
+    cluster = FakeCluster(ztunnel_log="")  # would fail if read
+    run = run_verify(cluster, "--core")
+    assert run.code == 0
+    assert list(run.status()) == ["pods-ready:istio-system", "pods-ready:default", "ambient-label", "curl:sleep",
+                                  "ingress:in-cluster", "ingress:host"]
+    assert not cluster.kubectl_calls("logs")
+    denied = FakeCluster()
+    denied.curls[("notsleep", PRODUCTPAGE_URL)] = [RESET]
+    assert "curl:notsleep" in run_verify(denied, "--core", "--expect-denied", "notsleep").status()
+
+
+@pytest.mark.parametrize("breakage", [
+    lambda c: c.labels.update(default={}),
+    lambda c: c.pods["default"].pop(0),
+    lambda c: c.curls.update({("sleep", PRODUCTPAGE_URL): [RESET]}),
+    lambda c: c.curls.update({("sleep", INGRESS_URL): [curl_ok("", 503)]}),
+    lambda c: c.host.__setitem__(0, HttpResult(HOST_URL, 502, "Bad Gateway")),
+    lambda c: setattr(c, "ztunnel_log", ""),
+])
+def test_any_failure_exits_non_zero(run_verify: Any, breakage: Any) -> None:
+    cluster = FakeCluster()
+    breakage(cluster)
+    run = run_verify(cluster, "--attempts", "1", "--wait", "0")
+    assert run.code == 1 and not run.report["ok"] and len(run.report["failed"]) >= 1
+
+
+def test_exit_code_through_the_command_line() -> None:
+    """`python -m tools.verify` exits non-zero when the cluster cannot be reached (no kubectl here either)."""
+    import subprocess
+
+    env = {**os.environ, "PATH": "/nonexistent"}
+    done = subprocess.run([sys.executable, "-m", "tools.verify", "--no-stack-outputs", "--wait", "0",
+                           "--attempts", "1", "--core"], capture_output=True, text=True, env=env,
+                          cwd=Path(__file__).parents[2], timeout=60, check=False)
+    assert done.returncode == 1
+    assert "kubectl: command not found" in done.stdout and "verify: FAILED" in done.stdout
+
+
+# --- settings: stack outputs, kubeconfig handling --------------------------------------------------------------
+
+KIND_KUBECONFIG = "apiVersion: v1\nkind: Config\ncurrent-context: kind-ambient\n"
+
+
+def outputs(**extra: Any) -> Result:
+    values = {
+        "kubeconfig": KIND_KUBECONFIG,
+        "appNamespace": "default",
+        "ingressUrl": HOST_URL,
+        "tryIt": {"fromSleep": "kubectl --context kind-ambient exec -n default deploy/sleep -- curl -s "
+                               "http://productpage:9080/ | grep -o '<title>.*</title>'",
+                  "fromSleepViaIngress": "kubectl --context kind-ambient exec -n default deploy/sleep -- curl -s "
+                                         f"{INGRESS_URL} | grep -o '<title>.*</title>'"},
+        **extra,
+    }
+    return Result((), 0, json.dumps(values))
+
+
+def test_settings_come_from_the_stack_outputs_and_the_kubeconfig_is_a_private_temp_file() -> None:
+    cluster = FakeCluster(pulumi=outputs())
+    out = io.StringIO()
+    assert verify.main(["--attempts", "1"], runner=cluster, out=out) == 0, out.getvalue()
+    assert cluster.calls[0] == ("pulumi", "stack", "output", "--show-secrets", "--json")
+    path, content, mode = cluster.kubeconfig_seen[0]
+    assert content == KIND_KUBECONFIG and mode == 0o600
+    assert not Path(path).exists()  # removed afterwards
+    assert {p for p, _, _ in cluster.kubeconfig_seen} == {path}
+    kubectl = [c for c in cluster.calls if c[0] == "kubectl"]
+    assert all(c[3:5] == ("--context", "kind-ambient") for c in kubectl)
+    assert ("GET", HOST_URL) in cluster.calls
+    assert KIND_KUBECONFIG not in out.getvalue()
+
+
+def test_flags_win_over_stack_outputs() -> None:
+    cluster = FakeCluster(pulumi=outputs())
+    cluster.pods["bookinfo"] = cluster.pods["default"]
+    cluster.labels["bookinfo"] = cluster.labels["default"]
+    assert verify.main(["--kubeconfig", "/tmp/mine", "--namespace", "bookinfo", "--stack", "dev"],
+                       runner=cluster, out=io.StringIO()) == 0
+    assert cluster.calls[0][-2:] == ("--stack", "dev")
+    assert all(c[1:3] == ("--kubeconfig", "/tmp/mine") for c in cluster.calls if c[0] == "kubectl")
+    assert any("bookinfo" in c for c in cluster.kubectl_calls("exec"))
+
+
+def test_a_stack_without_ingress_skips_the_ingress_checks() -> None:
+    cluster = FakeCluster(pulumi=outputs(ingressUrl=None, tryIt={}))
+    cluster.pods["istio-system"] = [p for p in istio_pods() if "ingressgateway" not in p["metadata"]["name"]]
+    args = verify.parse_args([])
+    settings, _ = verify.build_settings(args, json.loads(cluster.pulumi.stdout))
+    assert settings.ingress_address is None and settings.host_url is None
+
+
+def test_a_verify_output_object_sets_what_the_stack_expects() -> None:
+    hints = {"expectDenied": ["notsleep"], "waypoint": "waypoint", "ingressAddress": "bookinfo-gateway-istio.default",
+             "context": "kind-x"}
+    settings, content = verify.build_settings(verify.parse_args([]), json.loads(outputs(verify=hints).stdout))
+    assert settings.expect_denied == ("notsleep",) and settings.waypoint == "waypoint"
+    assert settings.ingress_address == "bookinfo-gateway-istio.default" and settings.context == "kind-x"
+    assert content == KIND_KUBECONFIG
+    flags = verify.parse_args(["--expect-denied", "sleep", "--no-ingress"])
+    settings, _ = verify.build_settings(flags, json.loads(outputs(verify=hints).stdout))
+    assert settings.expect_denied == ("sleep",) and settings.ingress_address is None and settings.host_url is None
+
+
+def test_no_pulumi_falls_back_to_kubectls_own_kubeconfig() -> None:
+    cluster = FakeCluster()
+    out = io.StringIO()
+    assert verify.main(["--host-url", HOST_URL], runner=cluster, out=out) == 0
+    assert "no Pulumi stack outputs" in out.getvalue()
+    assert all(c[1] == "get" or c[1] in ("exec", "logs") for c in cluster.calls if c[0] == "kubectl")
+
+
+def test_the_kubeconfig_can_come_from_an_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMOKE_KUBECONFIG", KIND_KUBECONFIG)
+    cluster = FakeCluster(pulumi=outputs())
+    assert verify.main(["--kubeconfig-env", "SMOKE_KUBECONFIG", "--core"], runner=cluster, out=io.StringIO()) == 0
+    assert not any(c[0] == "pulumi" for c in cluster.calls)  # never from inside `pulumi up`
+    assert {content for _, content, _ in cluster.kubeconfig_seen} == {KIND_KUBECONFIG}
+    monkeypatch.setenv("SMOKE_KUBECONFIG", "")
+    cluster = FakeCluster()
+    out = io.StringIO()
+    assert verify.main(["--kubeconfig-env", "SMOKE_KUBECONFIG", "--core"], runner=cluster, out=out) == 0
+    assert "is empty: using kubectl's own kubeconfig" in out.getvalue() and not cluster.kubeconfig_seen
+
+
+def test_the_report_never_holds_the_kubeconfig(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    cluster = FakeCluster(pulumi=outputs())
+    verify.main(["--json", str(report)], runner=cluster, out=io.StringIO())
+    text = report.read_text()
+    assert "current-context" not in text and json.loads(text)["settings"]["kubeconfig"] == "(temporary file)"
+
+
+# --- the real runner and shared names --------------------------------------------------------------------------
+
+def test_system_runner_runs_commands_and_reports_missing_ones() -> None:
+    runner = verify.SystemRunner()
+    done = runner.run([sys.executable, "-c", "import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)"])
+    assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")
+    assert runner.run(["/nonexistent/kubectl"]).returncode == 127
+    assert runner.run([sys.executable, "-c", "import time; time.sleep(5)"], timeout=0.2).returncode == 124
+
+
+def test_system_runner_http_get_on_loopback() -> None:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            code = 200 if self.path == "/productpage" else 404
+            self.send_response(code)
+            self.end_headers()
+            self.wfile.write(TITLE_PAGE.encode())
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        runner = verify.SystemRunner()
+        ok = runner.http_get(f"{base}/productpage")
+        assert ok.status == 200 and verify.TITLE in ok.body
+        assert runner.http_get(f"{base}/nothing").status == 404
+    finally:
+        server.shutdown()
+        server.server_close()
+    refused = verify.SystemRunner().http_get(f"{base}/productpage", timeout=2)
+    assert refused.status is None and refused.error
+
+
+def test_names_match_the_stack() -> None:
+    from components.bookinfo import BOOKINFO_PORT
+    from components.clients import CLIENT_NAMES
+    from components.istio import INGRESS_RELEASE, ISTIO_NAMESPACE
+    from components.namespace import AMBIENT_LABEL
+
+    assert verify.ISTIO_NAMESPACE == ISTIO_NAMESPACE
+    assert f"{INGRESS_RELEASE}.{ISTIO_NAMESPACE}" == verify.DEFAULT_INGRESS_ADDRESS
+    assert dict([verify.AMBIENT_LABEL]) == AMBIENT_LABEL
+    assert verify.CLIENTS == CLIENT_NAMES and verify.PRODUCTPAGE_PORT == BOOKINFO_PORT

@@ -1,0 +1,929 @@
+"""Prove that the deployed mesh works: `python -m tools.verify` (or `make verify`).
+
+Each check prints PASS, FAIL or SKIP with the evidence it saw; the exit code is non-zero when any check fails:
+
+  pods-ready:<ns>   every pod of istio-system and of the app namespace is Ready (and the expected workloads exist)
+  ambient-label     the app namespace carries istio.io/dataplane-mode=ambient
+  curl:<client>     `kubectl exec deploy/<client> -- curl productpage:9080/productpage` shows the Bookinfo title
+                    (or, for a client named by --expect-denied, is refused while the others get through)
+  ingress:in-cluster  sleep reaches productpage through the ingress gateway's in-cluster address
+  ingress:host      the host reaches productpage through the ingress URL (kind maps it to the gateway)
+  ztunnel:hbone     the ztunnel logs show the requests just made: inbound CONNECT to productpage's pod on 9080,
+                    outbound through an HBONE tunnel on 15008
+  waypoint          (with --waypoint) the requests went through the waypoint
+
+`--core` runs only the first four kinds (the in-stack smoke check). Everything that touches the cluster goes
+through one `Runner` (subprocess, HTTP, sleep) so that tests replay recorded outputs instead.
+
+Standard library only: the smoke check runs this module with whatever `python3` the machine has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal, Protocol, TextIO
+
+TITLE = "<title>Simple Bookstore App</title>"
+ISTIO_NAMESPACE = "istio-system"
+AMBIENT_LABEL = ("istio.io/dataplane-mode", "ambient")
+DEFAULT_INGRESS_ADDRESS = "istio-ingressgateway.istio-system"
+PRODUCTPAGE = "productpage"
+PRODUCTPAGE_PORT = 9080
+HBONE_PORT = 15008
+CLIENTS = ("sleep", "notsleep")
+# Pod name prefixes (Deployment/DaemonSet names) that must exist, besides "every pod Ready".
+ISTIO_WORKLOADS = ("istiod", "ztunnel", "istio-cni-node")
+APP_WORKLOADS = ("productpage-v1", "details-v1", "ratings-v1", "reviews-v1", "reviews-v2", "reviews-v3",
+                 "sleep", "notsleep")
+WAYPOINT_POD_LABEL = "gateway.networking.k8s.io/gateway-name"
+STATUS_MARK = "verify-http-status="
+# curl: (56) Failure with receiving network data: ztunnel resets a connection that an L4 policy rejects.
+CURL_RESET = 56
+KUBECONFIG_ENV = "AMBIENT_MESH_KUBECONFIG"
+
+Status = Literal["pass", "fail", "skip"]
+
+
+# --- the one interface to the outside world -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Result:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str = ""
+    stderr: str = ""
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    url: str
+    status: int | None
+    body: str = ""
+    error: str | None = None
+
+
+class Runner(Protocol):
+    """Everything verify does outside its own process. Tests replace it with recorded outputs."""
+
+    def run(self, argv: Sequence[str], timeout: float = 60.0) -> Result: ...
+
+    def http_get(self, url: str, timeout: float = 10.0) -> HttpResult: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemRunner:
+    def run(self, argv: Sequence[str], timeout: float = 60.0) -> Result:
+        try:
+            done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False)
+        except FileNotFoundError:
+            return Result(tuple(argv), 127, "", f"{argv[0]}: command not found")
+        except subprocess.TimeoutExpired:
+            return Result(tuple(argv), 124, "", f"timed out after {timeout:.0f}s")
+        return Result(tuple(argv), done.returncode, done.stdout, done.stderr)
+
+    def http_get(self, url: str, timeout: float = 10.0) -> HttpResult:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http(s) URL from the user
+                return HttpResult(url, response.status, response.read().decode("utf-8", "replace"))
+        except urllib.error.HTTPError as error:
+            return HttpResult(url, error.code, error.read().decode("utf-8", "replace"), str(error))
+        except (urllib.error.URLError, OSError) as error:
+            return HttpResult(url, None, "", str(getattr(error, "reason", error)))
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class Kubectl:
+    """`kubectl [--kubeconfig K] [--context C] ...` through the runner."""
+
+    def __init__(self, runner: Runner, kubeconfig: str | None = None, context: str | None = None) -> None:
+        self.runner = runner
+        self.prefix = ["kubectl"]
+        if kubeconfig:
+            self.prefix += ["--kubeconfig", kubeconfig]
+        if context:
+            self.prefix += ["--context", context]
+
+    def __call__(self, *args: str, timeout: float = 60.0) -> Result:
+        return self.runner.run([*self.prefix, *args], timeout=timeout)
+
+    def json(self, *args: str) -> Any:
+        result = self(*args, "-o", "json")
+        if result.returncode != 0:
+            raise KubectlError(result)
+        return json.loads(result.stdout)
+
+
+class KubectlError(Exception):
+    def __init__(self, result: Result) -> None:
+        self.result = result
+        command = " ".join(result.argv)
+        super().__init__(f"`{command}` exited {result.returncode}: {result.stderr.strip() or result.stdout.strip()}")
+
+
+# --- ztunnel logs ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ZtunnelEvent:
+    """One connection as a ztunnel logged it, whatever the log format of its Istio version."""
+
+    direction: Literal["inbound", "outbound"]
+    # The address the client asked for (HBONE :authority / CONNECT target / `proxy to X`).
+    target: str | None
+    # Outbound: where the connection went (HBONE: <peer ztunnel or waypoint>:15008). Inbound: where it arrived.
+    via: str | None
+    hbone: bool
+    src_ip: str | None = None
+    src_identity: str | None = None
+    dst_workload: str | None = None
+    error: str | None = None
+    # "legacy" (span lines of Istio ≤ 1.21) or "access" (structured access log, 1.22 on).
+    format: str = "access"
+    pod: str | None = None
+    line: str = ""
+
+    @property
+    def target_ip(self) -> str | None:
+        return split_address(self.target)[0]
+
+    @property
+    def target_port(self) -> int | None:
+        return split_address(self.target)[1]
+
+    @property
+    def via_ip(self) -> str | None:
+        return split_address(self.via)[0]
+
+    @property
+    def via_port(self) -> int | None:
+        return split_address(self.via)[1]
+
+    def describe(self) -> str:
+        where = f"[{self.pod}] " if self.pod else ""
+        source = self.src_ip or "?"
+        if not self.hbone:
+            tunnel = " (plain TCP)"
+        elif self.direction == "inbound":
+            tunnel = " (HBONE CONNECT)"
+        else:
+            tunnel = f" via HBONE {self.via}" if self.via else " (HBONE)"
+        failed = f" FAILED: {self.error}" if self.error else ""
+        return f"{where}{self.direction} {source} -> {self.target}{tunnel}{failed}"
+
+
+def split_address(address: str | None) -> tuple[str | None, int | None]:
+    """`10.0.0.1:9080` → ("10.0.0.1", 9080); `[fd00::1]:9080` → ("fd00::1", 9080)."""
+    if not address:
+        return None, None
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        return address.strip("[]"), None
+    return host.strip("[]"), int(port)
+
+
+_KUBECTL_PREFIX = re.compile(r"^\[pod/(?P<pod>[^/\]]+)/[^\]]*\]\s?")
+_ACCESS = re.compile(
+    r"^(?P<ts>\d{4}-\d\d-\d\dT\S+)\s+(?P<level>[A-Za-z]+)\s+access\s+(?P<message>connection \w+)\s+(?P<fields>.*)$")
+_FIELD = re.compile(r'(?P<key>[\w.]+)=(?P<value>"(?:[^"\\]|\\.)*"|\S*)')
+_LEGACY = re.compile(
+    r"^(?:(?P<ts>\d{4}-\d\d-\d\dT\S+)\s+)?(?P<level>TRACE|DEBUG|INFO|WARN|ERROR)\s+(?P<spans>\S.*\})\s*:\s+"
+    r"(?P<module>(?i:ztunnel::proxy::\w+)):\s+(?P<message>.*)$")
+_SPAN = re.compile(r"(?P<name>inbound|outbound)\{(?P<fields>[^}]*)\}")
+_CONNECT = re.compile(r"^got CONNECT request to (?P<target>\S+)", re.IGNORECASE)
+_PROXY_HBONE = re.compile(r"^proxy(?:ing)? to (?P<target>\S+) using HBONE via (?P<via>\S+)", re.IGNORECASE)
+_PROXY_TCP = re.compile(r"^proxy(?:ing)? to (?P<target>\S+) using TCP via (?P<via>\S+)", re.IGNORECASE)
+_FAST_PATH = re.compile(r"^proxy(?:ing)? to (?P<target>\S+) using node local fast path", re.IGNORECASE)
+_FAILED = re.compile(r"^failed\b.*?\berr=(?P<error>.*)$", re.IGNORECASE)
+_RBAC_REJECTED = re.compile(r"^RBAC rejected\b.*$", re.IGNORECASE)
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
+
+
+def _fields(text: str) -> dict[str, str]:
+    return {m["key"]: _unquote(m["value"]) for m in _FIELD.finditer(text)}
+
+
+def _strip_prefix(line: str) -> tuple[str | None, str]:
+    match = _KUBECTL_PREFIX.match(line)
+    if match is None:
+        return None, line
+    return match["pod"], line[match.end():]
+
+
+def parse_ztunnel_line(line: str) -> tuple[ZtunnelEvent | None, str | None, str | None]:
+    """(event, legacy span id, legacy error) for one log line; (None, ...) when the line is not a connection."""
+    raw = line.rstrip("\n")
+    pod, text = _strip_prefix(raw.strip())
+    access = _ACCESS.match(text)
+    if access is not None:
+        if access["message"] == "connection opened":  # debug level: the "connection complete" line follows
+            return None, None, None
+        f = _fields(access["fields"])
+        direction = f.get("direction")
+        if direction not in ("inbound", "outbound"):
+            return None, None, None
+        hbone_addr = f.get("dst.hbone_addr")
+        event = ZtunnelEvent(
+            direction=direction,  # type: ignore[arg-type]
+            target=hbone_addr or f.get("dst.addr"),
+            via=f.get("dst.addr") if hbone_addr else None,
+            hbone=hbone_addr is not None,
+            src_ip=split_address(f.get("src.addr"))[0],
+            src_identity=f.get("src.identity"),
+            dst_workload=f.get("dst.workload"),
+            error=f.get("error") or None,
+            format="access", pod=pod, line=raw)
+        return event, None, None
+    legacy = _LEGACY.match(text)
+    if legacy is None:
+        return None, None, None
+    spans = list(_SPAN.finditer(legacy["spans"]))
+    if not spans:
+        return None, None, None
+    span = spans[-1]
+    span_fields = _fields(span["fields"])
+    span_id = span_fields.get("id")
+    message = legacy["message"]
+    failed = _FAILED.match(message)
+    if failed is not None:
+        return None, span_id, failed["error"].strip()
+    if _RBAC_REJECTED.match(message):
+        return None, span_id, message.strip()
+    base = {"format": "legacy", "pod": pod, "line": raw}
+    if span["name"] == "inbound":
+        connect = _CONNECT.match(message)
+        if connect is None:
+            return None, span_id, None
+        return ZtunnelEvent("inbound", connect["target"], None, True, span_fields.get("peer_ip"),
+                            span_fields.get("peer_id"), **base), span_id, None  # type: ignore[arg-type]
+    for pattern, hbone in ((_PROXY_HBONE, True), (_PROXY_TCP, False)):
+        match = pattern.match(message)
+        if match is not None:
+            return ZtunnelEvent("outbound", match["target"], match["via"], hbone, **base), span_id, None  # type: ignore[arg-type]
+    fast = _FAST_PATH.match(message)
+    if fast is not None:
+        return ZtunnelEvent("outbound", fast["target"], None, False, **base), span_id, None  # type: ignore[arg-type]
+    return None, span_id, None
+
+
+def parse_ztunnel_logs(text: str | Iterable[str]) -> list[ZtunnelEvent]:
+    """Every connection in `kubectl logs -l app=ztunnel [--prefix]` output, any supported Istio format.
+
+    Legacy logs report a failure on a later line of the same span (`failed dur=… err=…`): it is attached to the
+    connection that span opened.
+    """
+    lines = text.splitlines() if isinstance(text, str) else text
+    events: list[ZtunnelEvent] = []
+    by_span: dict[tuple[str | None, str], int] = {}
+    for line in lines:
+        event, span_id, error = parse_ztunnel_line(line)
+        pod = _strip_prefix(line.strip())[0]
+        if event is not None:
+            if span_id:
+                by_span[(pod, span_id)] = len(events)
+            events.append(event)
+        elif error is not None and span_id and (pod, span_id) in by_span:
+            index = by_span[(pod, span_id)]
+            events[index] = replace(events[index], error=error)
+    return events
+
+
+@dataclass
+class HboneEvidence:
+    inbound: list[ZtunnelEvent]
+    outbound: list[ZtunnelEvent]
+    through_waypoint: list[ZtunnelEvent]
+    rejected: list[ZtunnelEvent]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.inbound) and bool(self.outbound)
+
+
+def hbone_evidence(events: Iterable[ZtunnelEvent], target_ips: Iterable[str], client_ips: Iterable[str],
+                   waypoint_ips: Iterable[str] = (), port: int = PRODUCTPAGE_PORT) -> HboneEvidence:
+    """Sort the connections that prove the mesh carried the clients' requests to `target_ips`:`port`.
+
+    inbound: a ztunnel accepted an HBONE CONNECT for a target pod on `port` (from a client, a waypoint, or a
+    source the format does not name). outbound: a ztunnel sent a client's request for `port` through an HBONE
+    tunnel on 15008, to the target pod or to a waypoint. Failed connections are never proof; connections a policy
+    rejected are kept apart as evidence of enforcement.
+    """
+    targets, clients, waypoints = set(target_ips), set(client_ips), set(waypoint_ips)
+    inbound, outbound, waypoint, rejected = [], [], [], []
+    for e in events:
+        if e.target_port != port:
+            continue
+        from_client = e.src_ip is None or e.src_ip in clients
+        if e.error:
+            if from_client and (e.target_ip in targets or e.via_ip in waypoints):
+                rejected.append(e)
+            continue
+        if e.direction == "inbound" and e.hbone and e.target_ip in targets and (
+                from_client or e.src_ip in waypoints):
+            inbound.append(e)
+        elif e.direction == "outbound" and e.hbone and e.via_port == HBONE_PORT and from_client:
+            if e.via_ip in waypoints:
+                waypoint.append(e)
+                outbound.append(e)
+            elif e.target_ip in targets:
+                outbound.append(e)
+    return HboneEvidence(inbound, outbound, waypoint, rejected)
+
+
+# --- checks -------------------------------------------------------------------------------------------------
+
+@dataclass
+class Check:
+    name: str
+    status: Status
+    summary: str
+    evidence: list[str] = field(default_factory=list)
+    hint: str = ""
+    attempts: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "fail"
+
+
+@dataclass
+class Settings:
+    namespace: str = "default"
+    kubeconfig: str | None = None
+    context: str | None = None
+    host_url: str | None = None
+    # host[:port] of the ingress gateway inside the cluster; None: the stack has no ingress.
+    ingress_address: str | None = DEFAULT_INGRESS_ADDRESS
+    expect_denied: tuple[str, ...] = ()
+    waypoint: str | None = None
+    core: bool = False
+    wait_seconds: float = 120.0
+    attempts: int = 5
+    interval: float = 3.0
+    source: str = "flags"
+
+
+@dataclass
+class CurlOutcome:
+    client: str
+    url: str
+    curl_exit: int | None
+    http_status: int | None
+    body: str
+    stderr: str
+    kubectl_error: str | None = None
+
+    @property
+    def has_title(self) -> bool:
+        return TITLE in self.body
+
+    @property
+    def denied_l4(self) -> bool:
+        return self.curl_exit == CURL_RESET or "connection reset by peer" in self.stderr.lower()
+
+    @property
+    def denied_l7(self) -> bool:
+        return self.http_status == 403 and "rbac: access denied" in self.body.lower()
+
+    def describe(self) -> str:
+        if self.kubectl_error:
+            return f"kubectl exec failed: {self.kubectl_error}"
+        title = "title found" if self.has_title else "no Bookinfo title in the body"
+        status = f"HTTP {self.http_status}" if self.http_status else "no HTTP response"
+        said = "; ".join(line.strip() for line in self.stderr.splitlines()
+                         if line.strip() and not line.startswith("command terminated"))
+        error = f", curl exit {self.curl_exit}: {said}" if self.curl_exit else ""
+        return f"{status}, {title}{error}"
+
+
+def _curl_outcome(client: str, url: str, result: Result) -> CurlOutcome:
+    stdout, status = result.stdout, None
+    marker = stdout.rfind(STATUS_MARK)
+    if marker >= 0:
+        code = stdout[marker + len(STATUS_MARK):].strip()
+        status = int(code) if code.isdigit() and code != "000" else None
+        stdout = stdout[:marker]
+    remote = re.search(r"command terminated with exit code (\d+)", result.stderr)
+    if result.returncode == 0:
+        return CurlOutcome(client, url, 0, status, stdout, result.stderr)
+    if remote is not None:
+        return CurlOutcome(client, url, int(remote.group(1)), status, stdout, result.stderr)
+    return CurlOutcome(client, url, None, status, stdout, result.stderr,
+                       kubectl_error=(result.stderr.strip() or f"exit code {result.returncode}"))
+
+
+def _pod_ready(pod: dict[str, Any]) -> tuple[bool, str]:
+    status = pod.get("status", {})
+    phase = status.get("phase", "Unknown")
+    if phase == "Succeeded":
+        return True, "Succeeded"
+    conditions = {c.get("type"): c.get("status") for c in status.get("conditions", [])}
+    if phase == "Running" and conditions.get("Ready") == "True":
+        return True, "Ready"
+    reasons = []
+    for container in status.get("containerStatuses", []) + status.get("initContainerStatuses", []):
+        state = container.get("state", {})
+        for kind in ("waiting", "terminated"):
+            if kind in state and state[kind].get("reason"):
+                reasons.append(f"{container.get('name')}: {state[kind]['reason']}")
+        if container.get("restartCount"):
+            reasons.append(f"{container.get('name')}: {container['restartCount']} restarts")
+    return False, f"{phase}" + (f" ({'; '.join(reasons)})" if reasons else " (not Ready)")
+
+
+def _pod_ips(pod: dict[str, Any]) -> list[str]:
+    status = pod.get("status", {})
+    ips = [entry.get("ip") for entry in status.get("podIPs", []) if entry.get("ip")]
+    return ips or ([status["podIP"]] if status.get("podIP") else [])
+
+
+def _app(pod: dict[str, Any]) -> str | None:
+    return pod.get("metadata", {}).get("labels", {}).get("app")
+
+
+class Verifier:
+    def __init__(self, settings: Settings, runner: Runner, out: TextIO | None = None) -> None:
+        self.settings = settings
+        self.runner = runner
+        self.kubectl = Kubectl(runner, settings.kubeconfig, settings.context)
+        self.out = out if out is not None else sys.stdout
+        self.traffic_started: float | None = None
+        self.checks: list[Check] = []
+
+    # progress -----------------------------------------------------------------------------------------------
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def plan(self) -> list[tuple[str, Callable[[], Check]]]:
+        s = self.settings
+        steps: list[tuple[str, Callable[[], Check]]] = [
+            (f"pods-ready:{ISTIO_NAMESPACE}", lambda: self.check_pods(ISTIO_NAMESPACE, self.istio_workloads())),
+            (f"pods-ready:{s.namespace}", lambda: self.check_pods(s.namespace, self.app_workloads())),
+            ("ambient-label", self.check_label),
+        ]
+        clients = CLIENTS if not s.core else tuple(c for c in CLIENTS if c == "sleep" or c in s.expect_denied)
+        steps += [(f"curl:{c}", lambda c=c: self.check_client(c)) for c in clients]  # type: ignore[misc]
+        steps.append(("ingress:in-cluster", self.check_ingress_in_cluster))
+        steps.append(("ingress:host", self.check_ingress_host))
+        if not s.core:
+            steps.append(("ztunnel:hbone", self.check_ztunnel))
+            if s.waypoint:
+                steps.append(("waypoint", self.check_waypoint))
+        return steps
+
+    def istio_workloads(self) -> tuple[str, ...]:
+        gateway = ("istio-ingressgateway",) if self.settings.ingress_address == DEFAULT_INGRESS_ADDRESS else ()
+        return ISTIO_WORKLOADS + gateway
+
+    def app_workloads(self) -> tuple[str, ...]:
+        return APP_WORKLOADS + ((self.settings.waypoint,) if self.settings.waypoint else ())
+
+    def run(self) -> list[Check]:
+        s = self.settings
+        steps = self.plan()
+        where = f"context {s.context}" if s.context else "the kubeconfig's current context"
+        self.say(f"verify: {len(steps)} checks against {where}, namespace {s.namespace} "
+                 f"({'core checks' if s.core else 'all checks'}; settings from {s.source})")
+        for index, (name, step) in enumerate(steps, 1):
+            self.say(f"[{index}/{len(steps)}] {name} ...")
+            try:
+                check = step()
+            except KubectlError as error:
+                check = Check(name, "fail", "kubectl failed", [str(error)],
+                              "Is the cluster reachable with this kubeconfig/context? Try `kubectl get nodes`.")
+            check.name = name
+            self.checks.append(check)
+            self.report_check(check)
+        failed = [c for c in self.checks if c.status == "fail"]
+        skipped = [c for c in self.checks if c.status == "skip"]
+        passed = len(self.checks) - len(failed) - len(skipped)
+        if failed:
+            self.say(f"verify: FAILED - {len(failed)} of {len(self.checks)} checks failed: "
+                     f"{', '.join(c.name for c in failed)}")
+        else:
+            extra = f" ({len(skipped)} skipped: {', '.join(c.name for c in skipped)})" if skipped else ""
+            self.say(f"verify: OK - {passed} of {len(self.checks)} checks proved the mesh works{extra}")
+        return self.checks
+
+    def report_check(self, check: Check) -> None:
+        retried = f" (after {check.attempts} attempts)" if check.attempts > 1 else ""
+        self.say(f"  {check.status.upper()} {check.name}: {check.summary}{retried}")
+        for line in check.evidence:
+            self.say(f"      {line}")
+        if check.status == "fail" and check.hint:
+            self.say(f"      hint: {check.hint}")
+
+    def retry(self, attempt: Callable[[], Check], attempts: int | None = None,
+              interval: float | None = None) -> Check:
+        attempts = attempts or self.settings.attempts
+        interval = self.settings.interval if interval is None else interval
+        check = attempt()
+        tries = 1
+        while check.status == "fail" and tries < attempts:
+            self.runner.sleep(interval)
+            check = attempt()
+            tries += 1
+        check.attempts = tries
+        return check
+
+    # checks -------------------------------------------------------------------------------------------------
+    def check_pods(self, namespace: str, expected: tuple[str, ...]) -> Check:
+        interval = 5.0
+        attempts = max(1, int(self.settings.wait_seconds // interval) + 1)
+        return self.retry(lambda: self._pods_once(namespace, expected), attempts, interval)
+
+    def _pods_once(self, namespace: str, expected: tuple[str, ...]) -> Check:
+        pods = self.kubectl.json("get", "pods", "-n", namespace).get("items", [])
+        names = [p["metadata"]["name"] for p in pods]
+        not_ready = []
+        for pod in pods:
+            ready, why = _pod_ready(pod)
+            if not ready:
+                not_ready.append(f"{pod['metadata']['name']}: {why}")
+        missing = [w for w in expected if not any(re.fullmatch(rf"{re.escape(w)}-[a-z0-9]+(-[a-z0-9]+)?", n)
+                                                   for n in names)]
+        counts = ", ".join(f"{w}×{sum(1 for n in names if re.fullmatch(rf'{re.escape(w)}-[a-z0-9]+(-[a-z0-9]+)?', n))}"
+                           for w in expected)
+        evidence = [f"workloads: {counts}"] if expected else []
+        hint = (f"`kubectl get pods -n {namespace}` and `kubectl describe pod -n {namespace} <pod>`: look at the "
+                "Events and the container's last state (CrashLoopBackOff: `kubectl logs --previous`).")
+        if not pods:
+            return Check("", "fail", f"no pods in namespace {namespace}", evidence, hint)
+        if not_ready or missing:
+            parts = []
+            if not_ready:
+                parts.append(f"{len(not_ready)} of {len(pods)} pods not Ready")
+            if missing:
+                parts.append(f"missing workloads: {', '.join(missing)}")
+            return Check("", "fail", "; ".join(parts), evidence + [f"not Ready: {n}" for n in not_ready], hint)
+        return Check("", "pass", f"{len(pods)}/{len(pods)} pods Ready", evidence)
+
+    def check_label(self) -> Check:
+        ns = self.settings.namespace
+        labels = self.kubectl.json("get", "namespace", ns).get("metadata", {}).get("labels", {}) or {}
+        key, value = AMBIENT_LABEL
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "no labels"
+        if labels.get(key) == value:
+            return Check("", "pass", f"namespace {ns} has {key}={value}", [f"labels: {shown}"])
+        return Check("", "fail", f"namespace {ns} lacks {key}={value}", [f"labels: {shown}"],
+                     "Without the label ztunnel does not capture the namespace's pods: nothing is in the mesh. "
+                     "The stack's AmbientEnrolment patch sets it; run `pulumi up` again or check for a manual "
+                     f"`kubectl label namespace {ns} {key}-`.")
+
+    def curl(self, client: str, url: str) -> CurlOutcome:
+        if self.traffic_started is None:
+            self.traffic_started = time.monotonic()
+        result = self.kubectl("exec", "-n", self.settings.namespace, f"deploy/{client}", "--",
+                              "curl", "-sS", "--max-time", "10", "-w", f"\\n{STATUS_MARK}%{{http_code}}\\n", url,
+                              timeout=40)
+        return _curl_outcome(client, url, result)
+
+    def check_client(self, client: str) -> Check:
+        url = f"http://{PRODUCTPAGE}:{PRODUCTPAGE_PORT}/productpage"
+        denied = client in self.settings.expect_denied
+        return self.retry(lambda: self._client_once(client, url, denied))
+
+    def _client_once(self, client: str, url: str, expect_denied: bool) -> Check:
+        outcome = self.curl(client, url)
+        evidence = [f"kubectl exec deploy/{client} -- curl {url}: {outcome.describe()}"]
+        if outcome.kubectl_error:
+            return Check("", "fail", f"could not run curl in deploy/{client}", evidence,
+                         f"Does deploy/{client} exist and run in {self.settings.namespace}? "
+                         f"`kubectl get deploy,pods -n {self.settings.namespace} -l app={client}`.")
+        if expect_denied:
+            if outcome.denied_l4:
+                return Check("", "pass", f"{client} is denied as expected (connection reset: ztunnel L4 policy)",
+                             evidence)
+            if outcome.denied_l7:
+                return Check("", "pass", f"{client} is denied as expected (HTTP 403 RBAC: waypoint L7 policy)",
+                             evidence)
+            if outcome.has_title:
+                return Check("", "fail", f"{client} reached productpage but should be denied", evidence,
+                             "The AuthorizationPolicy on productpage is missing or allows this client: "
+                             f"`kubectl get authorizationpolicy -n {self.settings.namespace} -o yaml`.")
+            return Check("", "fail", f"{client} failed, but not with a policy denial", evidence,
+                         f"An L4 denial resets the connection (curl exit {CURL_RESET}); an L7 denial is HTTP 403 "
+                         "`RBAC: access denied`. Anything else is a broken path, not a policy.")
+        if outcome.has_title and outcome.http_status in (None, 200):
+            return Check("", "pass", f"{client} -> productpage:{PRODUCTPAGE_PORT} returns the Bookinfo title",
+                         evidence)
+        hint = ("curl exit 56 (connection reset) means ztunnel refused it: an AuthorizationPolicy denies this "
+                "client (pass --expect-denied if intended). Exit 7/28: productpage is not reachable (pods, Service, "
+                "ztunnel logs). HTTP 403 `RBAC: access denied`: the waypoint's L7 policy.")
+        return Check("", "fail", f"{client} did not get the Bookinfo title from productpage", evidence, hint)
+
+    def check_ingress_in_cluster(self) -> Check:
+        address = self.settings.ingress_address
+        if not address:
+            return Check("", "skip", "the stack has no ingress gateway (app.ingress none)")
+        url = address if address.startswith("http") else f"http://{address}/productpage"
+
+        def once() -> Check:
+            outcome = self.curl("sleep", url)
+            evidence = [f"kubectl exec deploy/sleep -- curl {url}: {outcome.describe()}"]
+            if outcome.has_title:
+                return Check("", "pass", "productpage answers through the ingress gateway in-cluster", evidence)
+            return Check("", "fail", "no Bookinfo title through the ingress gateway in-cluster", evidence,
+                         "Check the gateway pods and its Service (`kubectl get pods,svc -n istio-system`), the "
+                         "Gateway/VirtualService (or HTTPRoute) in the app namespace, and that the ingress identity "
+                         "is allowed to call productpage.")
+        return self.retry(once)
+
+    def check_ingress_host(self) -> Check:
+        url = self.settings.host_url
+        if not url:
+            return Check("", "skip", "no host URL (pass --host-url, e.g. http://localhost:8080/productpage)")
+
+        def once() -> Check:
+            result = self.runner.http_get(url)
+            status = f"HTTP {result.status}" if result.status else f"no response ({result.error})"
+            found = TITLE in result.body
+            evidence = [f"GET {url}: {status}, {'title found' if found else 'no Bookinfo title in the body'}"]
+            if found and result.status == 200:
+                return Check("", "pass", "productpage answers from the host through the ingress", evidence)
+            return Check("", "fail", "the host does not reach productpage through the ingress", evidence,
+                         "On kind the host port is mapped to the gateway's NodePort (cluster.ingressHostPort → "
+                         "ingressNodePort): is another process on that port? Elsewhere run the tryIt.portForward "
+                         "command first.")
+        return self.retry(once)
+
+    def _since(self) -> str:
+        started = self.traffic_started if self.traffic_started is not None else time.monotonic()
+        return f"{int(time.monotonic() - started) + 20}s"
+
+    def _app_pods(self) -> dict[str, list[str]]:
+        pods = self.kubectl.json("get", "pods", "-n", self.settings.namespace).get("items", [])
+        ips: dict[str, list[str]] = {}
+        for pod in pods:
+            app = _app(pod) or pod.get("metadata", {}).get("labels", {}).get(WAYPOINT_POD_LABEL)
+            if app:
+                ips.setdefault(app, []).extend(_pod_ips(pod))
+        return ips
+
+    def _waypoint_ips(self) -> list[str]:
+        if not self.settings.waypoint:
+            return []
+        pods = self.kubectl.json("get", "pods", "-n", self.settings.namespace, "-l",
+                                 f"{WAYPOINT_POD_LABEL}={self.settings.waypoint}").get("items", [])
+        return [ip for pod in pods for ip in _pod_ips(pod)]
+
+    def ztunnel_events(self) -> list[ZtunnelEvent]:
+        result = self.kubectl("logs", "-n", ISTIO_NAMESPACE, "-l", "app=ztunnel", "--tail=-1",
+                              f"--since={self._since()}", "--prefix", "--max-log-requests=50", timeout=120)
+        if result.returncode != 0:
+            raise KubectlError(result)
+        return parse_ztunnel_logs(result.stdout)
+
+    def _ensure_traffic(self) -> None:
+        if self.traffic_started is None:  # e.g. every curl check was skipped: make one request to look for
+            self.curl("sleep", f"http://{PRODUCTPAGE}:{PRODUCTPAGE_PORT}/productpage")
+
+    def check_ztunnel(self) -> Check:
+        self._ensure_traffic()
+        return self.retry(self._ztunnel_once)
+
+    def _ztunnel_once(self) -> Check:
+        apps = self._app_pods()
+        targets = apps.get(PRODUCTPAGE, [])
+        clients = {c: apps.get(c, []) for c in CLIENTS}
+        client_ips = [ip for ips in clients.values() for ip in ips]
+        waypoints = self._waypoint_ips()
+        events = self.ztunnel_events()
+        found = hbone_evidence(events, targets, client_ips, waypoints)
+        names = {ip: c for c, ips in clients.items() for ip in ips}
+        evidence = [f"productpage pods {', '.join(targets) or 'none'}; clients "
+                    + ", ".join(f"{c} {', '.join(ips) or '?'}" for c, ips in clients.items())
+                    + (f"; waypoint {', '.join(waypoints)}" if waypoints else ""),
+                    f"{len(events)} connections in the ztunnel logs since the first request; "
+                    f"formats: {', '.join(sorted({e.format for e in events})) or 'none recognised'}",
+                    f"inbound HBONE to productpage:{PRODUCTPAGE_PORT}: {len(found.inbound)}",
+                    f"outbound via HBONE :{HBONE_PORT}: {len(found.outbound)}"]
+        for label, group in (("inbound", found.inbound), ("outbound", found.outbound)):
+            if group:
+                evidence.append(f"e.g. {label}: {group[0].describe()}")
+        if found.rejected:
+            who = sorted({names.get(e.src_ip or "", e.src_ip or "?") for e in found.rejected})
+            example = sorted(found.rejected, key=lambda e: e.direction != "inbound")[0]
+            evidence.append(f"rejected by policy: {len(found.rejected)} connections from {', '.join(who)} "
+                            f"(e.g. {example.direction}: {example.error})")
+        if not targets:
+            return Check("", "fail", "no productpage pod IP to look for", evidence,
+                         "productpage has no running pod: see pods-ready.")
+        if found.ok:
+            return Check("", "pass", "ztunnel carried the requests: inbound CONNECT to productpage, outbound "
+                         f"through HBONE on {HBONE_PORT}", evidence)
+        missing = [d for d, group in (("inbound", found.inbound), ("outbound", found.outbound)) if not group]
+        return Check("", "fail", f"no {' and no '.join(missing)} HBONE connection for productpage in the ztunnel "
+                     "logs", evidence,
+                     "Plain TCP lines (or none at all) mean ztunnel did not capture the pods: are they enrolled "
+                     "(ambient-label) and were they restarted before ztunnel was ready? `kubectl logs -n "
+                     "istio-system -l app=ztunnel --tail 50` shows what ztunnel did; `istioctl ztunnel-config "
+                     "workloads` shows the protocol (HBONE/TCP) of each pod.")
+
+    def check_waypoint(self) -> Check:
+        self._ensure_traffic()
+        return self.retry(self._waypoint_once)
+
+    def _waypoint_once(self) -> Check:
+        name = self.settings.waypoint or ""
+        ns = self.settings.namespace
+        waypoints = self._waypoint_ips()
+        if not waypoints:
+            return Check("", "fail", f"no pod for waypoint {name} in {ns}",
+                         [f"kubectl get pods -n {ns} -l {WAYPOINT_POD_LABEL}={name}: none"],
+                         f"`kubectl get gateway -n {ns} {name}`: is it Programmed? istiod deploys its pods.")
+        apps = self._app_pods()
+        client_ips = [ip for c in CLIENTS for ip in apps.get(c, [])]
+        found = hbone_evidence(self.ztunnel_events(), apps.get(PRODUCTPAGE, []), client_ips, waypoints)
+        identity = f"/sa/{name}"
+        via_waypoint_inbound = [e for e in found.inbound if (e.src_identity or "").endswith(identity)
+                                or e.src_ip in waypoints]
+        access = self.kubectl("logs", "-n", ns, "-l", f"{WAYPOINT_POD_LABEL}={name}", "--tail=-1",
+                              f"--since={self._since()}", timeout=60)
+        access_lines = [line for line in access.stdout.splitlines() if "/productpage" in line] \
+            if access.returncode == 0 else []
+        evidence = [f"waypoint pods {', '.join(waypoints)}",
+                    f"ztunnel outbound to the waypoint on {HBONE_PORT}: {len(found.through_waypoint)}",
+                    f"ztunnel inbound to productpage from the waypoint: {len(via_waypoint_inbound)}",
+                    f"waypoint access log lines for /productpage: {len(access_lines)}"
+                    + ("" if access_lines else " (access logging may be off)")]
+        if found.through_waypoint:
+            evidence.append(f"e.g. {found.through_waypoint[0].describe()}")
+        if access_lines:
+            evidence.append(f"e.g. {access_lines[0][:300]}")
+        if found.through_waypoint or access_lines:
+            return Check("", "pass", f"requests to productpage went through waypoint {name}", evidence)
+        return Check("", "fail", f"no request went through waypoint {name}", evidence,
+                     f"Is productpage (or the namespace) labelled istio.io/use-waypoint={name}? "
+                     "`istioctl ztunnel-config services` shows each service's waypoint.")
+
+
+# --- settings: flags, stack outputs --------------------------------------------------------------------------
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tools.verify", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: the stack's kubeconfig output, else kubectl's)")
+    parser.add_argument("--kubeconfig-env", metavar="VAR",
+                        help="read the kubeconfig's content from this environment variable (the smoke check's way)")
+    parser.add_argument("--context", help="kubeconfig context")
+    parser.add_argument("--namespace", help="the app namespace (default: the stack's appNamespace, else default)")
+    parser.add_argument("--host-url", help="productpage through the ingress from this machine "
+                                           "(default: the stack's ingressUrl)")
+    parser.add_argument("--ingress-address", help=f"the ingress gateway inside the cluster, host[:port] or URL "
+                                                  f"(default {DEFAULT_INGRESS_ADDRESS})")
+    parser.add_argument("--no-ingress", action="store_true", help="the stack has no ingress: skip ingress checks")
+    parser.add_argument("--expect-denied", action="append", default=[], choices=CLIENTS, metavar="CLIENT",
+                        help="a client that policy must deny (repeatable), e.g. notsleep")
+    parser.add_argument("--waypoint", metavar="NAME", help="check that requests go through this waypoint")
+    parser.add_argument("--core", action="store_true",
+                        help="core checks only: pods, label, curl from sleep, ingress (the in-stack smoke check)")
+    parser.add_argument("--stack", help="Pulumi stack whose outputs to read (default: the selected stack)")
+    parser.add_argument("--no-stack-outputs", action="store_true", help="do not call `pulumi stack output`")
+    parser.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
+                        help="how long pods may take to become Ready (default 120)")
+    parser.add_argument("--attempts", type=int, default=5, help="tries per traffic check (default 5)")
+    parser.add_argument("--interval", type=float, default=3.0, help="seconds between tries (default 3)")
+    parser.add_argument("--json", metavar="REPORT", help="also write the results as JSON to this file")
+    return parser.parse_args(argv)
+
+
+def stack_outputs(runner: Runner, stack: str | None) -> dict[str, Any] | None:
+    """`pulumi stack output --show-secrets --json`, or None when there is no Pulumi CLI or no stack."""
+    argv = ["pulumi", "stack", "output", "--show-secrets", "--json"] + (["--stack", stack] if stack else [])
+    result = runner.run(argv, timeout=120)
+    if result.returncode != 0:
+        return None
+    try:
+        outputs = json.loads(result.stdout or "{}")
+    except json.JSONDecodeError:
+        return None
+    return outputs if isinstance(outputs, dict) else None
+
+
+def _from_try_it(outputs: dict[str, Any], key: str, pattern: str) -> str | None:
+    command = (outputs.get("tryIt") or {}).get(key) or ""
+    match = re.search(pattern, command)
+    return match.group(1) if match else None
+
+
+@contextmanager
+def kubeconfig_file(content: str) -> Iterator[str]:
+    """The kubeconfig in a file only this user can read, removed afterwards."""
+    handle, path = tempfile.mkstemp(prefix="ambient-mesh-kubeconfig-")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(content)
+        os.chmod(path, 0o600)
+        yield path
+    finally:
+        os.unlink(path)
+
+
+def build_settings(args: argparse.Namespace, outputs: dict[str, Any] | None) -> tuple[Settings, str | None]:
+    """Flags win over the stack's outputs, which win over defaults.
+
+    Returns the settings and the kubeconfig *content* to put in a temporary file, if it came from the stack or
+    from an environment variable. An optional `verify` output object (hostUrl, ingressAddress, expectDenied,
+    waypoint, context) tells verify what this stack's configuration expects.
+    """
+    outputs = outputs or {}
+    hints: dict[str, Any] = outputs["verify"] if isinstance(outputs.get("verify"), dict) else {}
+    content: str | None = None
+    if args.kubeconfig is None:
+        if args.kubeconfig_env:
+            content = os.environ.get(args.kubeconfig_env) or None
+        elif outputs.get("kubeconfig"):
+            content = outputs["kubeconfig"]
+    if args.no_ingress:
+        ingress: str | None = None
+    elif args.ingress_address:
+        ingress = args.ingress_address
+    elif "ingressAddress" in hints:
+        ingress = hints["ingressAddress"] or None
+    elif outputs:
+        in_cluster = _from_try_it(outputs, "fromSleepViaIngress", r"curl -s (https?://\S+)")
+        ingress = in_cluster or (DEFAULT_INGRESS_ADDRESS if outputs.get("ingressUrl") else None)
+    else:
+        ingress = DEFAULT_INGRESS_ADDRESS
+    context = (args.context or hints.get("context")
+               or (_from_try_it(outputs, "fromSleep", r"--context (\S+)") if outputs else None))
+    settings = Settings(
+        namespace=args.namespace or outputs.get("appNamespace") or "default",
+        kubeconfig=args.kubeconfig,
+        context=context,
+        host_url=None if args.no_ingress else (args.host_url or hints.get("hostUrl") or outputs.get("ingressUrl")),
+        ingress_address=ingress,
+        expect_denied=tuple(args.expect_denied or hints.get("expectDenied") or ()),
+        waypoint=args.waypoint or hints.get("waypoint"),
+        core=args.core,
+        wait_seconds=args.wait,
+        attempts=max(1, args.attempts),
+        interval=args.interval,
+        source="flags and the stack's outputs" if outputs else "flags",
+    )
+    return settings, content
+
+
+def report(checks: list[Check], settings: Settings) -> dict[str, Any]:
+    shown = asdict(settings)
+    shown["kubeconfig"] = settings.kubeconfig and ("(temporary file)" if "ambient-mesh-kubeconfig-" in
+                                                   settings.kubeconfig else settings.kubeconfig)
+    return {
+        "ok": all(c.ok for c in checks),
+        "settings": shown,
+        "checks": [asdict(c) for c in checks],
+        "failed": [c.name for c in checks if c.status == "fail"],
+    }
+
+
+def main(argv: Sequence[str] | None = None, runner: Runner | None = None, out: TextIO | None = None) -> int:
+    args = parse_args(argv)
+    runner = runner or SystemRunner()
+    out = out if out is not None else sys.stdout
+    outputs = None
+    # The smoke check (kubeconfig from the environment) runs inside `pulumi up`: never ask Pulumi from there.
+    if not args.no_stack_outputs and not args.kubeconfig_env:
+        outputs = stack_outputs(runner, args.stack)
+        if outputs is None:
+            print("verify: no Pulumi stack outputs (no pulumi CLI, or no selected stack): using flags and "
+                  "kubectl's own kubeconfig", file=out)
+    settings, content = build_settings(args, outputs)
+    if args.kubeconfig_env and content is None and args.kubeconfig is None:
+        print(f"verify: ${args.kubeconfig_env} is empty: using kubectl's own kubeconfig", file=out)
+
+    def go(settings: Settings) -> int:
+        checks = Verifier(settings, runner, out).run()
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as stream:
+                json.dump(report(checks, settings), stream, indent=2)
+            print(f"verify: report written to {args.json}", file=out)
+        return 0 if all(c.ok for c in checks) else 1
+
+    if content is not None:
+        with kubeconfig_file(content) as path:
+            return go(replace(settings, kubeconfig=path))
+    return go(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
