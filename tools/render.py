@@ -4,7 +4,9 @@ The program runs under Pulumi mocks (tools/mockgraph: no cluster, no engine, no 
 it registers is written as one YAML file in the output directory (cleaned first):
 
 - `<kind>-<namespace>-<name>.yaml`, all lower case; `_` stands for the namespace of an object that names none
-  (cluster-scoped kinds: Namespace, CustomResourceDefinition, ...). `_` is never a namespace name.
+  (cluster-scoped kinds: Namespace, CustomResourceDefinition, ...). `_` is never a namespace name. Should two
+  objects differ only by API group (Istio's and Gateway API's Gateway of one name), both become
+  `<kind>.<group>-<namespace>-<name>.yaml`.
 - a server-side-apply patch (e.g. `kubernetes:core/v1:NamespacePatch`) is written as the object it applies
   (kind Namespace) in `namespacepatch-_-<name>@<pulumi resource name>.yaml` (several patches may share an object):
   only the fields in it are managed by the stack.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import math
 import re
 import shutil
@@ -211,6 +214,14 @@ def is_kubernetes_object(reg: Registration) -> bool:
     return reg.custom and reg.type.startswith("kubernetes:") and reg.type != HELM_RELEASE
 
 
+def _qualified(item: Rendered) -> Rendered:
+    """The same file named `<kind>.<group>-...`: for kinds of one name in two API groups (Istio's and Gateway API's
+    Gateway) that would otherwise share a file name."""
+    group = item.body["apiVersion"].rpartition("/")[0] or "core"
+    kind, _, rest = item.filename.partition("-")
+    return dataclasses.replace(item, filename=f"{kind}.{_file_part(group)}-{rest}")
+
+
 def render_graph(graph: Graph) -> list[Rendered]:
     """Every Kubernetes object and Helm release the stack registers, sorted by file name."""
     rendered = []
@@ -219,12 +230,19 @@ def render_graph(graph: Graph) -> list[Rendered]:
             rendered.append(render_release(reg))
         elif is_kubernetes_object(reg):
             rendered.append(render_object(reg))
-    by_name: dict[str, Rendered] = {}
+    clashing: dict[str, list[Rendered]] = {}
     for item in rendered:
-        if item.filename in by_name:
-            other = by_name[item.filename]
-            raise ValueError(f"{item.resource_name} and {other.resource_name} are the same object ({item.filename})")
-        by_name[item.filename] = item
+        clashing.setdefault(item.filename, []).append(item)
+    by_name: dict[str, Rendered] = {}
+    for items in clashing.values():
+        if len(items) > 1 and len({item.body.get("apiVersion") for item in items}) == len(items):
+            items = [_qualified(item) for item in items]
+        for item in items:
+            if item.filename in by_name:
+                other = by_name[item.filename]
+                raise ValueError(f"{item.resource_name} and {other.resource_name} are the same object "
+                                 f"({item.filename})")
+            by_name[item.filename] = item
     return [by_name[name] for name in sorted(by_name)]
 
 
@@ -238,7 +256,7 @@ def apply_sets(raw: dict[str, Any], sets: Sequence[str]) -> dict[str, Any]:
     """`section.key=value` overrides (value read as YAML: 2 -> int, true -> bool, none -> "none")."""
     raw = copy.deepcopy(raw)
     for item in sets:
-        match = re.fullmatch(r"([A-Za-z]+)\.([A-Za-z]+)=(.*)", item, flags=re.S)
+        match = re.fullmatch(r"([A-Za-z][A-Za-z0-9]*)\.([A-Za-z][A-Za-z0-9]*)=(.*)", item, flags=re.S)
         if not match:
             raise SystemExit(f"--set {item!r}: expected section.key=value, e.g. app.ingress=none")
         section, key, text = match.groups()

@@ -372,3 +372,15 @@ def test_set_parses_values() -> None:
     assert raw == {"cluster": {"workers": 0}, "app": {"ingress": "none"}, "gatewayApi": {"source": ""}}
     with pytest.raises(SystemExit):
         render.apply_sets({}, ["workers=1"])
+
+
+def test_render_names_kinds_of_two_groups_apart(graph: Graph) -> None:
+    istio_gateway = graph.get("ingress-gateway")
+    api_gateway = dataclasses.replace(
+        istio_gateway, name="other", type="kubernetes:gateway.networking.k8s.io/v1:Gateway",
+        inputs={**istio_gateway.inputs, "apiVersion": "gateway.networking.k8s.io/v1"})
+    names = {item.filename for item in render.render_graph([istio_gateway, api_gateway])}
+    assert names == {"gateway.networking.istio.io-default-bookinfo-gateway.yaml",
+                     "gateway.gateway.networking.k8s.io-default-bookinfo-gateway.yaml"}
+    with pytest.raises(ValueError, match="same object"):
+        render.render_graph([istio_gateway, dataclasses.replace(istio_gateway, name="again")])
