@@ -129,7 +129,18 @@ class Graph:
         return None
 
 
+_graphs: dict[tuple[StackConfig, str], Graph] = {}
+
+
 def run_stack(config: StackConfig, stack_name: str = "dev") -> Graph:
+    """The graph of one config, built once per process: the program is deterministic and callers only read it."""
+    key = (config, stack_name)
+    if key not in _graphs:
+        _graphs[key] = build_graph(config, stack_name)
+    return _graphs[key]
+
+
+def build_graph(config: StackConfig, stack_name: str = "dev") -> Graph:
     """Build the whole stack under mocks (preview=False so every apply runs) and return what it registered."""
     echo = EchoMocks()
     monitor = RecordingMonitor(echo)
