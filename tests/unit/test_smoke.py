@@ -1,0 +1,187 @@
+"""components/smoke.py: the in-stack smoke check, built alone under Pulumi mocks, and its shell wrapper run for real."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_command as command
+import pytest
+
+from components import smoke
+from components.smoke import SmokeCheck, SmokeCheckArgs, smoke_script, smoke_triggers, verify_argv
+from tests.conftest import dev_config
+from tools import verify
+from tools.mockgraph import EchoMocks, RecordingMonitor, Registration
+
+SECRET_SIG = pulumi.runtime.rpc._special_sig_key  # the key that marks a secret value
+KUBECONFIG = "apiVersion: v1\nkind: Config\ncurrent-context: kind-ambient\nusers: [{name: admin}]\n"
+
+
+def build(**overrides: Any) -> dict[str, Registration]:
+    """Register an upstream resource and a SmokeCheck after it; return the registrations by name."""
+    echo = EchoMocks()
+    monitor = RecordingMonitor(echo)
+    pulumi.runtime.set_mocks(echo, project="ambient-mesh", stack="dev", preview=False, monitor=monitor)
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[Any]:
+        upstream = command.local.Command("upstream", create="true")
+        values: dict[str, Any] = {
+            "kubeconfig": pulumi.Output.secret(KUBECONFIG),
+            "namespace": pulumi.Output.from_input("default"),
+            "host_url": "http://localhost:8080/productpage",
+            "expect_denied": ["notsleep"],
+            "after": [upstream],
+            "triggers": ["istio.version=1.31.1", "app.bookinfoTag=1.20.3"],
+        }
+        values.update(overrides)
+        check = SmokeCheck("smoke", SmokeCheckArgs(**values))
+        return check.stdout
+
+    program()
+    return {r.name: r for r in monitor.registrations}
+
+
+def script_argv(script: str) -> list[str]:
+    """The verify flags inside the Command's shell script."""
+    words = shlex.split(script.split(" || ")[0])
+    assert words[1:3] == ["-m", "tools.verify"]
+    return words[3:]
+
+
+def test_the_component_and_its_command() -> None:
+    registrations = build()
+    component, run = registrations["smoke"], registrations["smoke-verify"]
+    assert component.type == "ambient-mesh:smoke:SmokeCheck" and not component.custom
+    assert run.type == "command:local:Command" and run.parent == component.urn
+    assert run.inputs["dir"] == str(Path(__file__).resolve().parents[2])
+    assert (Path(run.inputs["dir"]) / "tools" / "verify.py").is_file()
+    assert run.inputs["interpreter"] == ["/bin/sh", "-c"]
+    assert run.inputs["addPreviousOutputInEnv"] is False
+    assert "delete" not in run.inputs and "update" not in run.inputs
+
+
+def test_it_runs_after_the_given_resources() -> None:
+    registrations = build()
+    run = registrations["smoke-verify"]
+    assert registrations["upstream"].urn in run.explicit_dependencies
+
+
+def test_it_runs_the_core_checks_with_the_stacks_settings() -> None:
+    run = build()["smoke-verify"]
+    args = verify.parse_args(script_argv(run.inputs["create"]))
+    assert args.core and args.no_stack_outputs and args.kubeconfig_env == smoke.KUBECONFIG_ENV
+    assert args.namespace == "default" and args.kubeconfig is None and args.context is None
+    assert args.host_url == "http://localhost:8080/productpage"
+    assert args.ingress_address == "istio-ingressgateway.istio-system" and not args.no_ingress
+    assert args.expect_denied == ["notsleep"] and args.wait == 180
+    assert run.inputs["create"].startswith('"${AMBIENT_MESH_PYTHON:-python3}" -m tools.verify --core')
+
+
+def test_the_kubeconfig_is_a_secret_environment_value_and_nowhere_else() -> None:
+    run = build()["smoke-verify"]
+    environment = run.inputs["environment"]
+    assert set(environment) == {SECRET_SIG, "value"}  # the whole map is sent as a secret
+    assert environment["value"] == {smoke.KUBECONFIG_ENV: KUBECONFIG}
+    assert "apiVersion" not in run.inputs["create"] and "apiVersion" not in str(run.inputs["triggers"])
+    # stdout only: verify never prints the kubeconfig, and stderr (tracebacks, kubectl noise) is not shown
+    assert run.inputs["logging"] == "stdout"
+
+
+def test_it_reruns_only_when_triggers_or_settings_change() -> None:
+    first, again = build()["smoke-verify"], build()["smoke-verify"]
+    assert first.inputs == again.inputs  # nothing varies between two runs of the program: no re-run on every up
+    assert first.inputs["triggers"] == ["istio.version=1.31.1", "app.bookinfoTag=1.20.3"]
+    changed = build(triggers=["istio.version=1.31.2", "app.bookinfoTag=1.20.3"])["smoke-verify"]
+    assert changed.inputs["triggers"] != first.inputs["triggers"]
+    assert {k: v for k, v in changed.inputs.items() if k != "triggers"} == \
+        {k: v for k, v in first.inputs.items() if k != "triggers"}
+
+
+def test_without_ingress_and_with_a_context() -> None:
+    run = build(ingress_address=None, host_url="http://ignored", expect_denied=[], context="minikube",
+                kubeconfig=pulumi.Output.secret(""))["smoke-verify"]
+    args = verify.parse_args(script_argv(run.inputs["create"]))
+    assert args.no_ingress and args.host_url is None and args.ingress_address is None
+    assert args.context == "minikube" and args.expect_denied == []
+
+
+def test_gateway_api_ingress_without_a_host_url() -> None:
+    argv = verify_argv("bookinfo", None, SmokeCheckArgs(kubeconfig="", namespace="bookinfo",
+                                                        ingress_address="bookinfo-gateway-istio.bookinfo"))
+    args = verify.parse_args(argv)
+    assert args.ingress_address == "bookinfo-gateway-istio.bookinfo" and args.host_url is None
+    assert args.namespace == "bookinfo"
+
+
+def test_the_environment_variable_is_the_one_verify_reads() -> None:
+    assert smoke.KUBECONFIG_ENV == verify.KUBECONFIG_ENV
+    assert smoke.DEFAULT_INGRESS_ADDRESS == verify.DEFAULT_INGRESS_ADDRESS
+
+
+def test_triggers_follow_every_config_section() -> None:
+    base = smoke_triggers(dev_config())
+    assert base == smoke_triggers(dev_config())
+    assert [t.split("=", 1)[0] for t in base][:4] == ["cluster", "istio", "gateway_api", "app"]
+    bumped = smoke_triggers(dev_config(istio={"version": "1.31.2"}))
+    assert [a == b for a, b in zip(base, bumped, strict=True)] == [t.split("=")[0] != "istio" for t in base]
+    with pytest.raises(TypeError):
+        smoke_triggers({"istio": {}})
+
+
+@pytest.fixture
+def fake_python(tmp_path: Path) -> Any:
+    """A stand-in for python3 that records its arguments and the kubeconfig variable, and exits as told."""
+    def make(exit_code: int) -> tuple[dict[str, str], Path]:
+        record = tmp_path / "record"
+        script = tmp_path / "python"
+        script.write_text("#!/bin/sh\n"
+                          f'printf "%s\\n" "$@" > {record}\n'
+                          f'printf "%s" "${smoke.KUBECONFIG_ENV}" > {record}.env\n'
+                          "echo 'verify: checks ...'\n"
+                          f"exit {exit_code}\n")
+        script.chmod(script.stat().st_mode | stat.S_IXUSR)
+        env = {**os.environ, "AMBIENT_MESH_PYTHON": str(script), smoke.KUBECONFIG_ENV: KUBECONFIG}
+        return env, record
+    return make
+
+
+def test_the_script_passes_when_verify_passes(fake_python: Any) -> None:
+    env, record = fake_python(0)
+    argv = verify_argv("default", None, SmokeCheckArgs(kubeconfig="", namespace="default", expect_denied=["notsleep"]))
+    done = subprocess.run(["/bin/sh", "-c", smoke_script(argv)], env=env, capture_output=True, text=True,
+                          cwd=smoke.REPO_ROOT, timeout=30, check=False)
+    assert done.returncode == 0 and "FAILED" not in done.stdout
+    assert record.read_text().split("\n")[:-1] == ["-m", "tools.verify", *argv]
+    assert Path(f"{record}.env").read_text() == KUBECONFIG
+
+
+def test_the_script_fails_with_a_clear_message_when_verify_fails(fake_python: Any) -> None:
+    env, _ = fake_python(1)
+    argv = verify_argv("default", None, SmokeCheckArgs(kubeconfig="", namespace="default"))
+    done = subprocess.run(["/bin/sh", "-c", smoke_script(argv)], env=env, capture_output=True, text=True,
+                          cwd=smoke.REPO_ROOT, timeout=30, check=False)
+    assert done.returncode == 1
+    assert done.stdout.startswith("verify: checks ...")
+    assert smoke.FAILURE_MESSAGE in done.stdout and "ambient-mesh:verify.smokeCheck" in done.stdout
+
+
+def test_the_real_verify_fails_the_script_without_a_cluster(tmp_path: Path) -> None:
+    """The whole chain with the real verify: no kubectl on PATH here, so the core checks fail and so does the script."""
+    import sys
+
+    env = {"PATH": str(tmp_path), "AMBIENT_MESH_PYTHON": sys.executable, smoke.KUBECONFIG_ENV: KUBECONFIG,
+           "HOME": str(tmp_path)}
+    argv = verify_argv("default", None, SmokeCheckArgs(kubeconfig="", namespace="default", wait_seconds=0))
+    argv += ["--attempts", "1"]
+    done = subprocess.run(["/bin/sh", "-c", smoke_script(argv)], env=env, capture_output=True, text=True,
+                          cwd=smoke.REPO_ROOT, timeout=60, check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "kubectl: command not found" in done.stdout and smoke.FAILURE_MESSAGE in done.stdout
+    assert "current-context" not in done.stdout + done.stderr
