@@ -21,8 +21,10 @@ diff cleanly.
 
 The Gateway API CRD bundle: `--gateway-api-crds FILE` wins; else a configured local file; else a configured URL
 (the default: the official release) is read from the download cache that `pulumi up` fills; if it has not been
-downloaded, `--download` fetches it (the only network access render ever makes), otherwise the test stand-in
-tests/fixtures/gateway-api-crds.yaml is rendered instead and `_render.yaml` and stderr say so.
+downloaded, `--download` fetches it (the only network access render ever makes); otherwise the official release is
+rendered from the pinned sigs.k8s.io/gateway-api module that the install step fetched for the schema tests (its
+standard-install.yaml is the concatenation of that module's config/crd/standard/gateway*.yaml); failing that, the
+test stand-in tests/fixtures/gateway-api-crds.yaml is rendered, and `_render.yaml` and stderr say so.
 """
 
 from __future__ import annotations
@@ -34,16 +36,16 @@ import math
 import re
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from components import gateway_api
+from components import gateway_api, versions
 from components.config import StackConfig, parse_config, read_stack_file
-from tools.mockgraph import Graph, Registration, run_stack
+from tools.mockgraph import Registration, run_stack
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_STACK_FILE = REPO / "Pulumi.dev.yaml"
@@ -77,9 +79,10 @@ class Rendered:
 
 @dataclass
 class RenderSource:
-    """The Gateway API CRD source actually rendered, and whether it is the stand-in."""
+    """The Gateway API CRD source actually rendered: `source` for the config, `label` for _render.yaml."""
 
     source: str
+    label: str
     stand_in: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -222,7 +225,7 @@ def _qualified(item: Rendered) -> Rendered:
     return dataclasses.replace(item, filename=f"{kind}.{_file_part(group)}-{rest}")
 
 
-def render_graph(graph: Graph) -> list[Rendered]:
+def render_graph(graph: Iterable[Registration]) -> list[Rendered]:
     """Every Kubernetes object and Helm release the stack registers, sorted by file name."""
     rendered = []
     for reg in graph:
@@ -271,17 +274,25 @@ def apply_sets(raw: dict[str, Any], sets: Sequence[str]) -> dict[str, Any]:
 def gateway_api_source(raw: dict[str, Any], override: str | None = None, download: bool = False) -> RenderSource:
     """Where the Gateway API bundle is read from for this render (see the module docstring)."""
     if override:
-        return RenderSource(override)
+        return RenderSource(override, _relative(override))
     config = parse_config(raw).gateway_api
     source = config.resolved_source
     if not config.install or not source.startswith(("http://", "https://")):
-        return RenderSource(source)
+        return RenderSource(source, _relative(source) if config.install else "(not installed: gatewayApi.mode skip)")
     if gateway_api.cached_path(source).is_file():
-        return RenderSource(source, notes=[f"read from the download cache {gateway_api.cached_path(source)}"])
+        return RenderSource(source, source, notes=[f"read from the download cache {gateway_api.cached_path(source)}"])
     if download:
         gateway_api.read_source(source)
-        return RenderSource(source, notes=["downloaded"])
-    return RenderSource(str(GATEWAY_API_STAND_IN), stand_in=True,
+        return RenderSource(source, source, notes=["downloaded"])
+    from tools import schemas
+
+    module_bundle = schemas.gateway_api_standard_install(config.version)
+    if module_bundle is not None and source == versions.GATEWAY_API_RELEASE_URL.format(version=config.version):
+        label = f"{schemas.GATEWAY_API.ref} config/crd/standard (the objects of {source})"
+        return RenderSource(str(module_bundle), label,
+                            notes=[f"{source} is not downloaded: rendered the same objects from {label}"])
+    return RenderSource(str(GATEWAY_API_STAND_IN), f"{_relative(str(GATEWAY_API_STAND_IN))} (test stand-in)",
+                        stand_in=True,
                         notes=[f"{source} has not been downloaded (pass --download, or --gateway-api-crds FILE): "
                                "rendered the test stand-in CRDs instead, whose schemas are NOT the real ones"])
 
@@ -336,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     index = {
         "stackFile": _relative(args.stack_file),
         "set": list(args.sets),
-        "gatewayApiCrds": _relative(source.source) + (" (test stand-in)" if source.stand_in else ""),
+        "gatewayApiCrds": source.label,
         "files": len(rendered),
     }
     out = Path(args.out)

@@ -296,6 +296,28 @@ def describe_sources(kubernetes_version: str = KUBERNETES_VERSION) -> list[str]:
             *(f"{m.ref} {m.sum} ({', '.join(m.crd_files)})" for m in MODULES)]
 
 
+def gateway_api_standard_install(version: str) -> Path | None:
+    """The objects of the Gateway API release's standard-install.yaml, offline: that file is the concatenation of the
+    module's config/crd/standard/gateway*.yaml, in file name order. None unless `version` is the pinned module's and
+    the module has been fetched."""
+    if version != GATEWAY_API.version:
+        return None
+    try:
+        root = module_dir(GATEWAY_API)
+    except SchemaNotFound:
+        return None
+    bundle = gateway_api.cache_dir() / "schemas" / f"gateway-api-{version}-standard-install.yaml"
+    if not bundle.is_file():
+        files = sorted((root / "config" / "crd" / "standard").glob("gateway*.yaml"))
+        parts = [path.read_text(encoding="utf-8") for path in files]
+        bundle.parent.mkdir(parents=True, exist_ok=True)
+        temporary = bundle.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text("---\n".join(part if part.endswith("\n") else part + "\n" for part in parts),
+                             encoding="utf-8")
+        temporary.replace(bundle)
+    return bundle
+
+
 def served_kinds(module: GoModule) -> list[str]:
     return sorted(f"{group}/{v['name']} {kind}" for (group, kind), crd in _crds(module).items()
                   for v in crd["spec"]["versions"] if v.get("served"))

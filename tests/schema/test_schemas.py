@@ -23,7 +23,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from components import versions
+from components import gateway_api, versions
 from components.config import SECTIONS, StackConfig
 from tests.conftest import GATEWAY_API_FIXTURE, dev_config, dev_raw_config
 from tools import render, schemas
@@ -358,12 +358,20 @@ def test_render_refuses_a_directory_that_is_not_a_render(tmp_path: Path) -> None
     assert (tmp_path / "notes.txt").exists()
 
 
-def test_render_offline_falls_back_to_the_stand_in(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_render_offline_gateway_api_sources(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AMBIENT_MESH_CACHE_DIR", str(tmp_path))  # nothing downloaded there
-    raw = dev_raw_config(gatewayApi={"source": ""})
-    source = render.gateway_api_source(raw)
-    assert source.stand_in and source.source == str(render.GATEWAY_API_STAND_IN)
-    assert not render.gateway_api_source(dev_raw_config()).stand_in  # a configured local file is used as is
+    official = dev_raw_config(gatewayApi={"source": ""})
+    # Not downloaded: the same objects from the pinned module (standard-install.yaml is its CRD files concatenated).
+    source = render.gateway_api_source(official)
+    assert not source.stand_in and schemas.GATEWAY_API.ref in source.label
+    names = [doc["metadata"]["name"] for doc in gateway_api.load_bundle(source.source)]
+    assert "httproutes.gateway.networking.k8s.io" in names and "safe-upgrades.gateway.networking.k8s.io" in names
+    # Another version than the pinned module's: the stand-in, labelled as such.
+    other = dev_raw_config(gatewayApi={"source": "", "version": "v1.4.1"})
+    assert render.gateway_api_source(other).stand_in
+    assert "stand-in" in render.gateway_api_source(other).label
+    # A configured local file is used as it is.
+    assert render.gateway_api_source(dev_raw_config()).source == str(GATEWAY_API_FIXTURE)
 
 
 def test_set_parses_values() -> None:
