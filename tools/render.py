@@ -360,7 +360,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for item in rendered:
             if item.is_object:
                 try:
-                    schemas.validate(item.body, partial=item.role == "patch")
+                    schemas.validate(item.body, schemas.kubernetes_version(config.cluster.node_image),
+                                     partial=item.role == "patch")
                 except (schemas.ObjectInvalid, schemas.SchemaNotFound) as problem:
                     failures += 1
                     print(f"render: INVALID {item.filename}: {problem}", file=sys.stderr)

@@ -24,6 +24,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -123,8 +124,9 @@ def module_dir(module: GoModule) -> Path:
 def fetch(modules: Iterable[GoModule] = MODULES) -> None:
     """Download the pinned modules into Go's module cache (checksum-verified by Go and against our pins)."""
     for module in modules:
+        # Outside any go.mod (a module@version download needs none), whatever GOFLAGS the caller has.
         result = subprocess.run(["go", "mod", "download", "-json", module.ref], capture_output=True, text=True,
-                                env={**os.environ, "GOFLAGS": "-mod=mod"}, check=False)
+                                cwd=tempfile.gettempdir(), env={**os.environ, "GOFLAGS": ""}, check=False)
         info = json.loads(result.stdout or "{}")
         if result.returncode != 0 or info.get("Error"):
             raise SystemExit(f"go mod download {module.ref} failed: {info.get('Error') or result.stderr.strip()}")
@@ -265,6 +267,12 @@ def _messages(errors: Iterator[jsonschema.ValidationError], prefix: Iterable[str
 
 def group_of(api_version: str) -> str:
     return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+
+
+def kubernetes_version(node_image: str | None) -> str:
+    """The Kubernetes minor a kind node image runs (kindest/node:v1.34.2 -> 1.34); KUBERNETES_VERSION otherwise."""
+    match = re.search(r":v(\d+\.\d+)", node_image or "")
+    return match.group(1) if match else KUBERNETES_VERSION
 
 
 def errors(obj: dict[str, Any], kubernetes_version: str = KUBERNETES_VERSION, partial: bool = False) -> list[str]:

@@ -98,12 +98,12 @@ def rendered(variant: str, graph: Graph) -> list[render.Rendered]:
 _verdicts: dict[str, list[str]] = {}
 
 
-def verdict(item: render.Rendered) -> list[str]:
+def verdict(item: render.Rendered, kubernetes_version: str) -> list[str]:
     """Schema errors of one rendered object; identical objects (most, across variants) are checked once."""
-    key = item.role + json.dumps(item.body, sort_keys=True)
+    key = kubernetes_version + item.role + json.dumps(item.body, sort_keys=True)
     if key not in _verdicts:
         try:
-            _verdicts[key] = schemas.errors(item.body, partial=item.role == "patch")
+            _verdicts[key] = schemas.errors(item.body, kubernetes_version, partial=item.role == "patch")
         except schemas.SchemaNotFound as missing:
             _verdicts[key] = [f"no published schema: {missing}"]
     return _verdicts[key]
@@ -119,7 +119,9 @@ def test_every_config_switch_is_rendered() -> None:
 def test_every_object_validates(variant: str, graph: Graph) -> None:
     objects = [item for item in rendered(variant, graph) if item.is_object]
     assert objects
-    problems = {item.filename: verdict(item) for item in objects}
+    # The Kubernetes the cluster runs: kind's default node image unless cluster.nodeImage names another.
+    version = schemas.kubernetes_version(dev_config(**ALL_VARIANTS[variant]).cluster.node_image)
+    problems = {item.filename: verdict(item, version) for item in objects}
     assert not {name: errs for name, errs in problems.items() if errs}
 
 
@@ -275,6 +277,11 @@ def test_schemas_are_for_the_versions_the_stack_installs() -> None:
     for module, version in schemas.TRACKS.items():
         assert module.version == version
         schemas.module_dir(module)  # present and matching the pinned hash
+
+
+def test_target_kubernetes_version() -> None:
+    assert schemas.kubernetes_version(None) == schemas.kubernetes_version("") == schemas.KUBERNETES_VERSION
+    assert schemas.kubernetes_version("kindest/node:v1.34.2@sha256:0123") == "1.34"
 
 
 def test_kubernetes_validate_has_the_target_version_itself() -> None:
