@@ -176,7 +176,9 @@ def test_stack_env_is_a_private_file_backend(tmp_path: Path) -> None:
 
 def test_expected_denied_follows_the_security_config() -> None:
     assert harness.expected_denied(dev_config()) == ["notsleep"]
-    assert harness.expected_denied(dev_config(security={"productpageClients": []})) == []
+    assert harness.expected_denied(dev_config(security={"productpageClients": [], "defaultDeny": False})) == []
+    assert harness.expected_denied(dev_config(security={"productpageClients": [], "defaultDeny": True})) == \
+        ["sleep", "notsleep"]
     assert harness.expected_denied(dev_config(security={"productpageClients": ["ingress", "sleep", "notsleep"]})) == []
     assert harness.expected_denied(dev_config(security={"productpageClients": ["ingress", "default/notsleep"]})) \
         == ["sleep"]
