@@ -32,6 +32,7 @@ DEV_STACK_FILE = REPO / "Pulumi.dev.yaml"
 GATEWAY_API_FIXTURE = REPO / "tests" / "fixtures" / "gateway-api-crds.yaml"
 ARTIFACTS_ENV = "E2E_ARTIFACTS_DIR"
 KEEP_ENV = "E2E_KEEP_STATE"
+REQUIRED_ENV = "E2E_REQUIRED"
 # The one value the suite changes to check a diff: Bookinfo's image tag. Previewed, never applied; it changes the
 # images of Bookinfo's Deployments and nothing else (no label carries the tag).
 CHANGE = ("app", "bookinfoTag", "1.20.2")
@@ -52,6 +53,11 @@ def missing_prerequisites(runner: Runner | None = None,
             said = (info.stderr.strip().splitlines() or ["no server version"])[0]
             reasons.append(f"the Docker engine is not reachable (`docker info` failed: {said})")
     return reasons
+
+
+def must_run() -> bool:
+    """CI sets E2E_REQUIRED=1: there a missing prerequisite fails the suite instead of skipping it."""
+    return os.environ.get(REQUIRED_ENV, "") not in ("", "0", "false")
 
 
 def skip_reason(reasons: list[str]) -> str | None:
@@ -359,6 +365,10 @@ class EphemeralStack:
 
     def collect_diagnostics(self) -> None:
         """ztunnel logs and pod states of the failed run, for the workflow's artifacts."""
+        if not self.kubeconfig and cluster_exists(self.runner, self.names.cluster):
+            # `up` failed (e.g. the smoke check) before handing out its outputs: ask kind itself.
+            read = self.runner.run(["kind", "get", "kubeconfig", "--name", self.names.cluster], timeout=60)
+            self.kubeconfig = read.stdout if read.returncode == 0 and read.stdout.strip() else None
         if not self.kubeconfig:
             return
         self.artifacts.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,8 @@ VERIFY_TIMEOUT = 900
 @pytest.fixture(scope="module")
 def prerequisites() -> None:
     reason = harness.skip_reason(harness.missing_prerequisites())
+    if reason and harness.must_run():
+        pytest.fail(f"{harness.REQUIRED_ENV} is set but {reason}")
     if reason:
         pytest.skip(reason)
 

@@ -44,6 +44,8 @@ class FakeRunner:
             return self.docker_info
         if argv[:3] == ("kind", "get", "clusters"):
             return Result(argv, 0, "".join(f"{c}\n" for c in self.clusters))
+        if argv[:3] == ("kind", "get", "kubeconfig"):
+            return Result(argv, 0, "apiVersion: v1\nkind: Config\n" if argv[-1] in self.clusters else "")
         if argv[:3] == ("kind", "delete", "cluster"):
             if self.delete_fails:
                 return Result(argv, 1, "", "ERROR: failed to delete cluster")
@@ -381,13 +383,30 @@ def test_teardown_problems_never_hide_the_original_failure(world: Any) -> None:
     assert any(line.startswith("e2e teardown problems") and "failed to delete cluster" in line for line in lines)
 
 
-def test_a_failed_up_is_destroyed_too(world: Any) -> None:
-    with pytest.raises(RuntimeError, match="kind create failed"), \
-            world.make(up_error=RuntimeError("kind create failed")) as e2e:
+def test_a_failed_up_is_destroyed_too_and_kind_gives_the_kubeconfig_for_the_logs(world: Any) -> None:
+    with pytest.raises(RuntimeError, match="smoke check FAILED"), \
+            world.make(up_error=RuntimeError("smoke check FAILED")) as e2e:
         e2e.up()
     [stack] = world.stacks
     assert [c[0] for c in stack.calls] == ["config", "up", "destroy", "remove_stack"]
-    assert not world.artifacts.exists()  # no kubeconfig yet: nothing to collect
+    assert ("kind", "get", "kubeconfig", "--name", NAMES.cluster) in world.runner.calls
+    assert (world.artifacts / "ztunnel.log").exists()
+
+
+def test_no_cluster_no_diagnostics(world: Any) -> None:
+    with pytest.raises(RuntimeError, match="before any cluster"), world.make() as e2e:
+        raise RuntimeError("before any cluster")
+    assert e2e.kubeconfig is None and not world.artifacts.exists()
+    assert not any(c[:3] == ("kind", "get", "kubeconfig") for c in world.runner.calls)
+
+
+def test_ci_requires_the_suite_to_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(harness.REQUIRED_ENV, raising=False)
+    assert not harness.must_run()
+    monkeypatch.setenv(harness.REQUIRED_ENV, "1")
+    assert harness.must_run()
+    monkeypatch.setenv(harness.REQUIRED_ENV, "0")
+    assert not harness.must_run()
 
 
 def test_a_leftover_stack_file_is_removed(world: Any) -> None:
@@ -428,3 +447,4 @@ def test_cluster_exists_reads_kind_get_clusters() -> None:
 def test_the_e2e_suite_is_marked_and_skips_with_a_reason() -> None:
     text = (harness.REPO / "tests" / "e2e" / "test_e2e.py").read_text()
     assert "pytestmark = pytest.mark.e2e" in text and "pytest.skip(reason)" in text
+    assert "harness.must_run()" in text
