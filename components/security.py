@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -26,8 +26,8 @@ def _through_waypoint(config: StackConfig, service: str) -> list[str]:
     return [principal(account)] if account and config.waypoint.covers(service) else []
 
 
-def l4_allow_specs(config: StackConfig) -> dict[str, dict[str, Any]]:
-    """ALLOW policies enforced by ztunnel (workload selector, identities only), by policy name."""
+def allowed_callers(config: StackConfig) -> dict[str, list[str]]:
+    """Service -> the principals allowed to call it (configured clients; with default deny, Bookinfo's own calls)."""
     security = config.security
     callers: dict[str, list[str]] = {}
     if security.productpage_clients:
@@ -39,15 +39,24 @@ def l4_allow_specs(config: StackConfig) -> dict[str, dict[str, Any]]:
         for svc in SERVICES:
             callers.setdefault(svc.name, []).extend(
                 principal(f"{ns}/bookinfo-{caller}") for caller in svc.callers)
-    specs = {}
-    for service, principals in callers.items():
-        principals = principals + _through_waypoint(config, service)
-        specs[f"{service}-l4"] = {
+    # A service nobody may call gets no ALLOW rule: an empty `principals` would not mean "nobody".
+    return {service: sorted(set(principals)) for service, principals in callers.items() if principals}
+
+
+def _from(principals: list[str]) -> list[dict[str, Any]]:
+    return [{"source": {"principals": principals}}]
+
+
+def l4_allow_specs(config: StackConfig) -> dict[str, dict[str, Any]]:
+    """ALLOW policies enforced by ztunnel (workload selector, identities only), by policy name."""
+    return {
+        f"{service}-l4": {
             "selector": {"matchLabels": {"app": service}},
             "action": "ALLOW",
-            "rules": [{"from": [{"source": {"principals": sorted(set(principals))}}]}],
+            "rules": [{"from": _from(sorted(set(principals + _through_waypoint(config, service))))}],
         }
-    return specs
+        for service, principals in allowed_callers(config).items()
+    }
 
 
 def l7_allow_spec(config: StackConfig) -> dict[str, Any] | None:
@@ -59,12 +68,31 @@ def l7_allow_spec(config: StackConfig) -> dict[str, Any] | None:
         "targetRefs": [{"kind": "Service", "group": "", "name": "productpage"}],
         "action": "ALLOW",
         "rules": [{
-            "from": [{"source": {"principals": [principal(resolve(i, config, "security.l7Clients"))
-                                                for i in security.l7_clients]}}],
-            "to": [{"operation": {"methods": list(security.l7_methods),
-                                  "ports": [str(BOOKINFO_PORT)]}}],
+            "from": _from([principal(resolve(i, config, "security.l7Clients")) for i in security.l7_clients]),
+            "to": [{"operation": {"methods": list(security.l7_methods), "ports": [str(BOOKINFO_PORT)]}}],
         }],
     }
+
+
+def waypoint_allow_specs(config: StackConfig) -> dict[str, dict[str, Any]]:
+    """ALLOW policies at the waypoint (targetRefs a Service), by policy name.
+
+    Behind a waypoint ztunnel sees only the waypoint's identity, so the waypoint must check the clients itself:
+    the L7 rule where one is configured, else the same clients as the L4 policy. ALLOW policies add up, so a service
+    with an L7 rule gets no second, wider one.
+    """
+    specs: dict[str, dict[str, Any]] = {}
+    l7 = l7_allow_spec(config)
+    if l7 is not None:
+        specs["productpage-l7"] = l7
+    for service, principals in allowed_callers(config).items():
+        if config.waypoint.covers(service) and not (service == "productpage" and l7 is not None):
+            specs[f"{service}-waypoint"] = {
+                "targetRefs": [{"kind": "Service", "group": "", "name": service}],
+                "action": "ALLOW",
+                "rules": [{"from": _from(principals)}],
+            }
+    return specs
 
 
 @dataclass
@@ -73,6 +101,8 @@ class MeshSecurityArgs:
     namespace: pulumi.Input[str]
     istio_config_api: list[pulumi.Resource]
     provider: k8s.Provider
+    # Other namespaces the stack runs workloads in (the sidecar namespace): default deny covers them too.
+    other_namespaces: list[pulumi.Input[str]] = field(default_factory=list)
 
 
 class MeshSecurity(pulumi.ComponentResource):
@@ -99,9 +129,11 @@ class MeshSecurity(pulumi.ComponentResource):
         if config.security.default_deny:
             # An empty policy matches nothing and allows nothing: whatever no ALLOW below names is denied.
             self.policies.append(policy("allow-nothing", "AuthorizationPolicy", "allow-nothing", args.namespace, {}))
+            for index, other in enumerate(args.other_namespaces):
+                self.policies.append(policy(f"allow-nothing-{index}", "AuthorizationPolicy", "allow-nothing", other,
+                                            {}))
         for policy_name, spec in l4_allow_specs(config).items():
             self.policies.append(policy(policy_name, "AuthorizationPolicy", policy_name, args.namespace, spec))
-        l7 = l7_allow_spec(config)
-        if l7 is not None:
-            self.policies.append(policy("productpage-l7", "AuthorizationPolicy", "productpage-l7", args.namespace, l7))
+        for policy_name, spec in waypoint_allow_specs(config).items():
+            self.policies.append(policy(policy_name, "AuthorizationPolicy", policy_name, args.namespace, spec))
         self.register_outputs({"policies": [p.urn for p in self.policies]})

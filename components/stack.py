@@ -62,7 +62,6 @@ def build_stack(config: StackConfig) -> AmbientMeshStack:
     elif config.app.ingress == "gateway-api":
         ingress = BookinfoGatewayApiIngress("ingress", GatewayApiIngressArgs(
             namespace.name, gateway_api_ready, config.cluster.ingress_node_port, provider))
-    security = MeshSecurity("security", MeshSecurityArgs(config, namespace.name, istio.config_api, provider))
     waypoint = None
     if config.waypoint.mode != "none":
         services = {name: svc.metadata.name for name, svc in bookinfo.services.items()}
@@ -71,6 +70,9 @@ def build_stack(config: StackConfig) -> AmbientMeshStack:
     sidecar = None
     if config.sidecar.enabled:
         sidecar = SidecarNamespace("sidecar", SidecarNamespaceArgs(config.sidecar, [istio.istiod], provider))
+    security = MeshSecurity("security", MeshSecurityArgs(
+        config, namespace.name, istio.config_api, provider,
+        other_namespaces=[sidecar.namespace.metadata.name] if sidecar else []))
     return AmbientMeshStack(config, cluster, gateway_api, istio, namespace, bookinfo, clients, enrolment, ingress,
                             security, waypoint, sidecar)
 

@@ -169,11 +169,12 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
 
 
 def find(graph: Graph, api_version: str, kind: str) -> dict[str, Any]:
-    """A rendered object of this kind from any variant, else the sample."""
-    for variant in sorted(ALL_VARIANTS):
-        for item in rendered(variant, graph):
-            if item.is_object and item.body["apiVersion"] == api_version and item.body["kind"] == kind:
-                return copy.deepcopy(item.body)
+    """The fullest rendered object of this kind from any variant (an empty allow-nothing policy has no field to
+    break), else the sample."""
+    candidates = [item.body for variant in sorted(ALL_VARIANTS) for item in rendered(variant, graph)
+                  if item.is_object and item.body["apiVersion"] == api_version and item.body["kind"] == kind]
+    if candidates:
+        return copy.deepcopy(max(candidates, key=lambda body: len(repr(body))))
     return {"apiVersion": api_version, "kind": kind, **copy.deepcopy(SAMPLES[(api_version, kind)])}
 
 

@@ -487,14 +487,19 @@ def test_dev_stack_passes_every_policy(graph: Graph) -> None:
 ZERO_TRUST_ON = {name: ZERO_TRUST for name in ZERO_TRUST_POLICIES}
 
 
-def test_dev_stack_with_zero_trust_on_lacks_only_a_default_deny(graph: Graph) -> None:
-    """Pulumi.dev.yaml: mTLS STRICT, an L4 policy on productpage only, defaultDeny false. The namespace as a whole is
-    not covered, so zero trust flags exactly that; with security.defaultDeny the stack passes."""
-    found = run_pack(graph, ZERO_TRUST_ON)
+def test_dev_stack_is_zero_trust_by_the_packs_own_rules(graph: Graph) -> None:
+    """Pulumi.dev.yaml: mTLS STRICT and a default-deny app namespace pass zero trust; without the default deny the
+    namespace as a whole is not covered, and zero trust flags exactly that."""
+    assert run_pack(graph, ZERO_TRUST_ON) == {}
+    found = run_pack(run_stack(dev_config(security={"defaultDeny": False})), ZERO_TRUST_ON)
     assert list(found) == ["zero-trust-authorization-policy"]
     [message] = found["zero-trust-authorization-policy"]
     assert "enrolled namespace 'default' has no namespace-wide AuthorizationPolicy" in message
-    assert run_pack(run_stack(dev_config(security={"defaultDeny": True})), ZERO_TRUST_ON) == {}
+
+
+def test_sidecar_namespace_is_default_deny_too() -> None:
+    graph = run_stack(dev_config(sidecar={"enabled": True}))
+    assert run_pack(graph, ZERO_TRUST_ON) == {}
 
 
 def test_dev_stack_with_permissive_mtls_fails_strict_mtls() -> None:

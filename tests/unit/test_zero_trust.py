@@ -63,7 +63,8 @@ def test_dev_defaults_are_zero_trust(graph: Graph) -> None:
     assert mtls.inputs["metadata"] == {"name": "default", "namespace": "istio-system"}
     assert mtls.inputs["spec"] == {"mtls": {"mode": "STRICT"}}
     specs = policies(graph)
-    assert set(specs) == {"productpage-l4"}
+    assert set(specs) == {"allow-nothing", "productpage-l4", "details-l4", "reviews-l4", "ratings-l4"}
+    assert specs["allow-nothing"] == {}
     spec = specs["productpage-l4"]
     assert spec["action"] == "ALLOW"
     assert spec["selector"] == {"matchLabels": {"app": "productpage"}}
@@ -90,7 +91,7 @@ def test_every_principal_is_a_workload_of_the_stack(overrides: dict[str, dict[st
 
 
 def test_permissive_mtls_and_no_l4_policy() -> None:
-    graph = run_stack(dev_config(security={"mtls": "permissive", "productpageClients": []}))
+    graph = run_stack(dev_config(security={"mtls": "permissive", "productpageClients": [], "defaultDeny": False}))
     [mtls] = graph.of_type("kubernetes:security.istio.io/v1:PeerAuthentication")
     assert mtls.inputs["spec"]["mtls"]["mode"] == "PERMISSIVE"
     assert not graph.of_type(AUTHZ)
@@ -105,6 +106,20 @@ def test_default_deny_keeps_bookinfo_calls_allowed() -> None:
     assert principals(specs["reviews-l4"]) == {f"{ns}/bookinfo-productpage"}
     assert principals(specs["ratings-l4"]) == {f"{ns}/bookinfo-reviews"}
     assert "sleep-l4" not in specs and "notsleep-l4" not in specs
+    # Nobody listed for productpage: allow-nothing covers it; no ALLOW rule with an empty principal list.
+    specs = policies(run_stack(dev_config(security={"defaultDeny": True, "productpageClients": []})))
+    assert "productpage-l4" not in specs and "allow-nothing" in specs
+    assert all(principals(spec) for name, spec in specs.items() if name != "allow-nothing")
+
+
+def test_default_deny_covers_the_sidecar_namespace() -> None:
+    graph = run_stack(dev_config(sidecar={"enabled": True}))
+    deny = {r.inputs["metadata"]["namespace"] for r in graph.of_type(AUTHZ)
+            if r.inputs["metadata"]["name"] == "allow-nothing"}
+    assert deny == {"default", "sidecar"}
+    [sidecar_ns] = [n for n in graph.of_type("kubernetes:core/v1:Namespace") if n.inputs["metadata"]["name"] == "sidecar"]
+    [policy] = [r for r in graph.of_type(AUTHZ) if r.inputs["metadata"]["namespace"] == "sidecar"]
+    assert sidecar_ns.name in graph.depends_on(policy.name)
 
 
 def test_waypoint_gateway_and_namespace_label() -> None:
@@ -120,8 +135,15 @@ def test_waypoint_gateway_and_namespace_label() -> None:
                if "istio.io/use-waypoint" in p.inputs["metadata"]["labels"]]
     assert label.inputs["metadata"]["labels"] == {"istio.io/use-waypoint": waypoint.inputs["metadata"]["name"]}
     assert graph.explicit(label.name) == {waypoint.name}
-    # ztunnel now sees the waypoint as productpage's caller.
-    assert "cluster.local/ns/default/sa/waypoint" in principals(policies(graph)["productpage-l4"])
+    # ztunnel now sees the waypoint as productpage's caller...
+    specs = policies(graph)
+    assert "cluster.local/ns/default/sa/waypoint" in principals(specs["productpage-l4"])
+    # ...so the waypoint checks the clients itself, for every service it serves that has allowed callers.
+    for service in ("productpage", "details", "reviews", "ratings"):
+        spec = specs[f"{service}-waypoint"]
+        assert spec["targetRefs"] == [{"kind": "Service", "group": "", "name": service}]
+        assert principals(spec) == principals(specs[f"{service}-l4"]) - {"cluster.local/ns/default/sa/waypoint"}
+    assert "cluster.local/ns/default/sa/notsleep" not in principals(specs["productpage-waypoint"])
 
 
 def test_waypoint_for_listed_services_labels_those_services_after_they_exist() -> None:
@@ -141,6 +163,8 @@ def test_l7_policy_at_the_waypoint() -> None:
     graph = run_stack(dev_config(waypoint={"mode": "services", "services": ["productpage"]},
                                  security={"l7Clients": ["sleep"], "l7Methods": ["GET"]}))
     spec = policies(graph)["productpage-l7"]
+    # ALLOW policies add up: a second, method-free rule on productpage would undo the L7 restriction.
+    assert "productpage-waypoint" not in policies(graph)
     productpage = next(s for s in graph.of_type("kubernetes:core/v1:Service")
                        if s.inputs["metadata"]["name"] == "productpage")
     [target] = spec["targetRefs"]
@@ -208,7 +232,7 @@ def test_all_switches_together_never_delay_the_app() -> None:
         waited = graph.waits_for(workload.name) | graph.waits_for(component.name)
         assert not any(re.match(r"kubernetes:(helm\.sh|.*istio\.io|gateway\.networking)", graph.get(n).type)
                        for n in waited), workload.name
-    assert {"allow-nothing", "productpage-l4", "details-l4", "reviews-l4", "ratings-l4",
-            "productpage-l7"} == set(policies(graph))
+    assert {"allow-nothing", "productpage-l4", "details-l4", "reviews-l4", "ratings-l4", "productpage-l7",
+            "details-waypoint", "reviews-waypoint", "ratings-waypoint"} == set(policies(graph))
     assert {r.type.rsplit(":", 1)[1] for r in gateway_api_objects(graph)} == {"Gateway", "HTTPRoute"}
     assert len(gateway_api_objects(graph)) == 3  # waypoint, ingress Gateway, HTTPRoute
