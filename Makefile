@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: help venv up preview destroy test lint typecheck graph report bench
+.PHONY: help venv up preview destroy test lint typecheck lint-workflows test-policy graph report bench
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -31,11 +31,17 @@ destroy: ## delete everything the stack created, the kind cluster included
 test: venv ## unit + schema tests: mocks only, no cluster, no network
 	$(BIN)/python -m pytest -q
 
-lint: venv ## ruff
+lint: venv ## ruff (lint + import order)
 	$(BIN)/ruff check .
 
 typecheck: venv ## mypy
-	$(BIN)/mypy components tools tests bench
+	$(BIN)/mypy components tools tests bench policy
+
+lint-workflows: ## actionlint on .github/workflows (built from its Go module on first use, ~40 s; Go >= 1.25)
+	tools/lint-workflows.sh
+
+test-policy: venv ## the policy pack's and the workflows' unit tests
+	$(BIN)/python -m pytest -q tests/unit/test_policy.py tests/unit/test_workflows.py
 
 graph: venv ## rewrite README's dependency graph from the program
 	$(BIN)/python -m tools.graph --write

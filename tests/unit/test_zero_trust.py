@@ -117,7 +117,8 @@ def test_default_deny_covers_the_sidecar_namespace() -> None:
     deny = {r.inputs["metadata"]["namespace"] for r in graph.of_type(AUTHZ)
             if r.inputs["metadata"]["name"] == "allow-nothing"}
     assert deny == {"default", "sidecar"}
-    [sidecar_ns] = [n for n in graph.of_type("kubernetes:core/v1:Namespace") if n.inputs["metadata"]["name"] == "sidecar"]
+    [sidecar_ns] = [n for n in graph.of_type("kubernetes:core/v1:Namespace")
+                    if n.inputs["metadata"]["name"] == "sidecar"]
     [policy] = [r for r in graph.of_type(AUTHZ) if r.inputs["metadata"]["namespace"] == "sidecar"]
     assert sidecar_ns.name in graph.depends_on(policy.name)
 
