@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pulumi.runtime import rpc
 
 from components import gateway_api, versions
 from components.config import StackConfig, parse_config, read_stack_file
@@ -89,8 +90,14 @@ class RenderSource:
 
 # --- plain data ---------------------------------------------------------------------------------------------------
 
+SECRET = "[secret]"
+
+
 def plain(value: Any) -> Any:
-    """Pulumi's deserialized inputs as plain YAML data: integral floats as ints, None dropped, unknowns refused."""
+    """Pulumi's deserialized inputs as plain YAML data: integral floats as ints, None dropped, secrets never written
+    (SECRET in their place), unknowns refused."""
+    if rpc.is_rpc_secret(value):
+        return SECRET
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items() if v is not None}
     if isinstance(value, list | tuple):

@@ -22,6 +22,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+from pulumi.runtime import rpc
 
 from components import versions
 from components.config import SECTIONS, StackConfig
@@ -34,7 +35,7 @@ from tools.mockgraph import Graph
 # Keys that a switch value needs beside itself to be a valid config: (section, key, value) -> per-section overrides.
 # Sections the config does not have (yet) are left out.
 EXTRA_KEYS: dict[tuple[str, str, Any], dict[str, dict[str, Any]]] = {
-    ("cluster", "provider", "existing"): {"cluster": {"context": "kind-ambient"}},
+    ("cluster", "provider", "existing"): {"cluster": {"context": "minikube"}},
     ("app", "ingress", "none"): {"security": {"productpageClients": ["sleep"]}},
     ("waypoint", "mode", "services"): {"waypoint": {"services": ["productpage"]}},
 }
@@ -400,3 +401,12 @@ def test_render_names_kinds_of_two_groups_apart(graph: Graph) -> None:
                      "gateway.gateway.networking.k8s.io-default-bookinfo-gateway.yaml"}
     with pytest.raises(ValueError, match="same object"):
         render.render_graph([istio_gateway, dataclasses.replace(istio_gateway, name="again")])
+
+
+def test_render_never_writes_a_secret(graph: Graph) -> None:
+    sleep = graph.get("clients-sleep")
+    env = [{"name": "TOKEN", "value": rpc.wrap_rpc_secret("hunter2")}]
+    inputs = copy.deepcopy(sleep.inputs)
+    inputs["spec"]["template"]["spec"]["containers"][0]["env"] = env
+    item = render.render_object(dataclasses.replace(sleep, inputs=inputs))
+    assert "hunter2" not in item.text and render.SECRET in item.text
