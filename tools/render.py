@@ -90,14 +90,14 @@ class RenderSource:
 
 # --- plain data ---------------------------------------------------------------------------------------------------
 
-SECRET = "[secret]"
+REDACTED = "[secret]"
 
 
 def plain(value: Any) -> Any:
     """Pulumi's deserialized inputs as plain YAML data: integral floats as ints, None dropped, secrets never written
-    (SECRET in their place), unknowns refused."""
+    (REDACTED in their place), unknowns refused."""
     if rpc.is_rpc_secret(value):
-        return SECRET
+        return REDACTED
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items() if v is not None}
     if isinstance(value, list | tuple):

@@ -409,4 +409,4 @@ def test_render_never_writes_a_secret(graph: Graph) -> None:
     inputs = copy.deepcopy(sleep.inputs)
     inputs["spec"]["template"]["spec"]["containers"][0]["env"] = env
     item = render.render_object(dataclasses.replace(sleep, inputs=inputs))
-    assert "hunter2" not in item.text and render.SECRET in item.text
+    assert "hunter2" not in item.text and render.REDACTED in item.text
