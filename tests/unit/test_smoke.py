@@ -94,6 +94,11 @@ def test_the_kubeconfig_is_a_secret_environment_value_and_nowhere_else() -> None
     assert run.inputs["logging"] == "stdout"
 
 
+def test_a_plain_kubeconfig_is_made_secret() -> None:
+    run = build(kubeconfig=KUBECONFIG)["smoke-verify"]
+    assert set(run.inputs["environment"]) == {SECRET_SIG, "value"}
+
+
 def test_it_reruns_only_when_triggers_or_settings_change() -> None:
     first, again = build()["smoke-verify"], build()["smoke-verify"]
     assert first.inputs == again.inputs  # nothing varies between two runs of the program: no re-run on every up

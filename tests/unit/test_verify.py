@@ -121,6 +121,15 @@ def test_details_traffic_and_plain_tcp_are_not_proof() -> None:
     assert not found.outbound  # the details call came from productpage, not from a client
 
 
+def test_only_tunnels_on_the_hbone_port_count_as_outbound() -> None:
+    line = ('2025-01-01T00:00:00.000000Z\tinfo\taccess\tconnection complete\tsrc.addr=10.244.1.4:4000 '
+            'dst.addr=10.244.2.8:15001 dst.hbone_addr=10.244.2.8:9080 direction="outbound"')
+    found = hbone_evidence(parse_ztunnel_logs(line), [PRODUCTPAGE_IP], CLIENT_IPS)
+    assert not found.outbound
+    found = hbone_evidence(parse_ztunnel_logs(line.replace(":15001", ":15008")), [PRODUCTPAGE_IP], CLIENT_IPS)
+    assert len(found.outbound) == 1
+
+
 def test_rejected_connections_are_kept_apart() -> None:
     found = hbone_evidence(parse_ztunnel_logs(log("1.26-denied")), [PRODUCTPAGE_IP], CLIENT_IPS)
     assert {e.src_ip for e in found.inbound + found.outbound} == {SLEEP_IP}
@@ -420,6 +429,15 @@ def test_notsleep_denied_as_expected_passes(run_verify: Any) -> None:
     assert "denied as expected (connection reset" in run.check("curl:notsleep")["summary"]
     assert any(e.startswith("rejected by policy: 2 connections from notsleep")
                for e in run.check("ztunnel:hbone")["evidence"])
+
+
+def test_exit_56_is_a_denial_whatever_curl_says() -> None:
+    result = Result((), 56, f"\n{verify.STATUS_MARK}000\n",
+                    "curl: (56) Failure when receiving data from the peer\ncommand terminated with exit code 56\n")
+    outcome = verify._curl_outcome("notsleep", PRODUCTPAGE_URL, result)
+    assert outcome.curl_exit == 56 and outcome.denied_l4 and not outcome.denied_l7
+    timeout = verify._curl_outcome("notsleep", PRODUCTPAGE_URL, curl_failed(28, "Operation timed out"))
+    assert not timeout.denied_l4
 
 
 def test_an_l7_denial_by_the_waypoint_counts_as_denied(run_verify: Any) -> None:
