@@ -4,8 +4,9 @@ Core kinds: kubernetes-validate's strict schemas for Kubernetes tools.schemas.KU
 kinds: the CRDs of the pinned istio.io/api and sigs.k8s.io/gateway-api modules, made strict (unknown fields are
 errors). A kind without a published schema fails: nothing is waved through.
 
-To cover a new switch: a Literal or bool field of a config section is picked up by itself (every non-default value);
-add to EXTRA_KEYS what such a value needs to parse, and to VARIANTS any other value worth rendering.
+Config switches: every Literal or bool key of every config section is picked up by itself (each value other than
+Pulumi.dev.yaml's is rendered once); add to EXTRA_KEYS what such a value needs to parse, and to VARIANTS any other
+value or combination worth rendering.
 """
 
 from __future__ import annotations
@@ -52,19 +53,17 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def section_classes() -> dict[str, type]:
-    """Config section (as written in the stack file) -> its dataclass, from StackConfig's fields."""
-    hints = typing.get_type_hints(StackConfig)
-    return {_camel(f.name): hints[f.name] for f in fields(StackConfig) if _camel(f.name) in SECTIONS}
-
-
 def switch_variants() -> dict[str, dict[str, dict[str, Any]]]:
-    """One variant per non-default value of every Literal or bool config key."""
+    """One variant per Literal or bool config value other than the dev stack's own."""
+    dev = dev_config()
     found: dict[str, dict[str, dict[str, Any]]] = {}
-    for section, cls in section_classes().items():
-        hints = typing.get_type_hints(cls)
-        default = cls()
-        for f in fields(cls):
+    for stack_field in fields(StackConfig):
+        section = _camel(stack_field.name)
+        if section not in SECTIONS:
+            continue
+        current = getattr(dev, stack_field.name)
+        hints = typing.get_type_hints(type(current))
+        for f in fields(current):
             key = _camel(f.name)
             if key not in SECTIONS[section]:
                 continue
@@ -72,7 +71,7 @@ def switch_variants() -> dict[str, dict[str, dict[str, Any]]]:
             choices: tuple[Any, ...] = (True, False) if hint is bool else (
                 typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else ())
             for value in choices:
-                if value == getattr(default, f.name):
+                if value == getattr(current, f.name):
                     continue
                 overrides: dict[str, dict[str, Any]] = {section: {key: value}}
                 for extra_section, extra in EXTRA_KEYS.get((section, key, value), {}).items():
