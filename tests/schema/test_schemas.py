@@ -45,6 +45,10 @@ EXTRA_KEYS: dict[tuple[str, str, Any], dict[str, dict[str, Any]]] = {
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "dev": {},
     "app.namespace=bookinfo": {"app": {"namespace": "bookinfo"}},  # creates the Namespace
+    # The L7 AuthorizationPolicy (targetRefs at the waypoint) exists only with l7Clients and a waypoint.
+    "zero-trust-all-on": {"app": {"namespace": "bookinfo", "ingress": "gateway-api"},
+                          "waypoint": {"mode": "namespace"}, "security": {"l7Clients": ["sleep"]},
+                          "sidecar": {"enabled": True}},
 }
 
 
