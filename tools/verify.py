@@ -671,12 +671,14 @@ class Verifier:
         return f"{int(time.monotonic() - started) + 20}s"
 
     def _app_pods(self) -> dict[str, list[str]]:
+        """Pod IPs by `app` label; pods of Gateway API gateways (waypoints included) under `gateway:<name>`."""
         pods = self.kubectl.json("get", "pods", "-n", self.settings.namespace).get("items", [])
         ips: dict[str, list[str]] = {}
         for pod in pods:
-            app = _app(pod) or pod.get("metadata", {}).get("labels", {}).get(WAYPOINT_POD_LABEL)
-            if app:
-                ips.setdefault(app, []).extend(_pod_ips(pod))
+            gateway = pod.get("metadata", {}).get("labels", {}).get(WAYPOINT_POD_LABEL)
+            key = f"gateway:{gateway}" if gateway else _app(pod)
+            if key:
+                ips.setdefault(key, []).extend(_pod_ips(pod))
         return ips
 
     def _waypoint_ips(self) -> list[str]:
@@ -706,13 +708,16 @@ class Verifier:
         targets = apps.get(PRODUCTPAGE, [])
         clients = {c: apps.get(c, []) for c in CLIENTS}
         client_ips = [ip for ips in clients.values() for ip in ips]
-        waypoints = self._waypoint_ips()
+        # Named with --waypoint, or else any Gateway API proxy of the namespace: with a waypoint in the path the
+        # outbound hop ends at the waypoint and the inbound one starts there.
+        waypoints = self._waypoint_ips() if self.settings.waypoint else \
+            [ip for key, ips in apps.items() if key.startswith("gateway:") for ip in ips]
         events = self.ztunnel_events()
         found = hbone_evidence(events, targets, client_ips, waypoints)
         names = {ip: c for c, ips in clients.items() for ip in ips}
         evidence = [f"productpage pods {', '.join(targets) or 'none'}; clients "
                     + ", ".join(f"{c} {', '.join(ips) or '?'}" for c, ips in clients.items())
-                    + (f"; waypoint {', '.join(waypoints)}" if waypoints else ""),
+                    + (f"; gateway/waypoint pods {', '.join(waypoints)}" if waypoints else ""),
                     f"{len(events)} connections in the ztunnel logs since the first request; "
                     f"formats: {', '.join(sorted({e.format for e in events})) or 'none recognised'}",
                     f"inbound HBONE to productpage:{PRODUCTPAGE_PORT}: {len(found.inbound)}",

@@ -8,6 +8,7 @@ strings them together against a real kind cluster.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import re
@@ -217,16 +218,19 @@ def predicted_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> se
 
     The gateway API source is pointed at the offline fixture in both runs: it changes nothing in the comparison.
     """
+    old, new = _mock_inputs(json.dumps(before, sort_keys=True)), _mock_inputs(json.dumps(after, sort_keys=True))
+    return {name for name in old.keys() | new.keys() if old.get(name) != new.get(name)}
+
+
+@functools.lru_cache(maxsize=8)
+def _mock_inputs(raw_json: str) -> dict[str, tuple[str, str]]:
+    """Type and inputs of every custom resource the program registers for a config (given as JSON), offline."""
     from tools.mockgraph import run_stack
 
-    def graph(raw: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
-        offline = copy.deepcopy(dict(raw))
-        offline["gatewayApi"] = {**(offline.get("gatewayApi") or {}), "source": str(GATEWAY_API_FIXTURE)}
-        return {r.name: (r.type, json.dumps(r.inputs, sort_keys=True, default=str))
-                for r in run_stack(parse_config(offline)) if r.custom}
-
-    old, new = graph(before), graph(after)
-    return {name for name in old.keys() | new.keys() if old.get(name) != new.get(name)}
+    offline = json.loads(raw_json)
+    offline["gatewayApi"] = {**(offline.get("gatewayApi") or {}), "source": str(GATEWAY_API_FIXTURE)}
+    return {r.name: (r.type, json.dumps(r.inputs, sort_keys=True, default=str))
+            for r in run_stack(parse_config(offline)) if r.custom}
 
 
 def assert_diff(steps: Iterable[Step], expected: set[str]) -> list[Step]:

@@ -537,6 +537,16 @@ def test_waypoint_traversal_passes(run_verify: Any) -> None:
     assert "ztunnel inbound to productpage from the waypoint: 1" in evidence
 
 
+def test_ztunnel_check_follows_a_waypoint_it_was_not_told_about(run_verify: Any) -> None:
+    cluster = FakeCluster(ztunnel_log=log("1.31-waypoint"))
+    cluster.pods["default"].append(waypoint_pod())
+    run = run_verify(cluster)
+    assert run.code == 0, run.output
+    assert any("gateway/waypoint pods 10.244.1.9" in e for e in run.check("ztunnel:hbone")["evidence"])
+    cluster.pods["default"].pop()  # without the waypoint's pod the hops through it prove nothing
+    assert run_verify(cluster, "--attempts", "1").check("ztunnel:hbone")["status"] == "fail"
+
+
 def test_waypoint_access_log_alone_is_evidence(run_verify: Any) -> None:
     cluster = FakeCluster(waypoint_log='[2026-10-10T01:00:04.390Z] "GET /productpage HTTP/1.1" 200 - via_upstream')
     cluster.pods["default"].append(waypoint_pod())
