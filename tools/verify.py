@@ -876,7 +876,8 @@ def build_settings(args: argparse.Namespace, outputs: dict[str, Any] | None) -> 
         namespace=args.namespace or outputs.get("appNamespace") or "default",
         kubeconfig=args.kubeconfig,
         context=context,
-        host_url=None if args.no_ingress else (args.host_url or hints.get("hostUrl") or outputs.get("ingressUrl")),
+        host_url=None if args.no_ingress else (
+            args.host_url or (hints.get("hostUrl") if "hostUrl" in hints else outputs.get("ingressUrl"))),
         ingress_address=ingress,
         expect_denied=tuple(args.expect_denied or hints.get("expectDenied") or ()),
         waypoint=args.waypoint or hints.get("waypoint"),

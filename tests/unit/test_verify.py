@@ -680,6 +680,11 @@ def test_a_verify_output_object_sets_what_the_stack_expects() -> None:
     flags = verify.parse_args(["--expect-denied", "sleep", "--no-ingress"])
     settings, _ = verify.build_settings(flags, json.loads(outputs(verify=hints).stdout))
     assert settings.expect_denied == ("sleep",) and settings.ingress_address is None and settings.host_url is None
+    # an existing cluster has no host mapping: the stack says so with hostUrl null, whatever ingressUrl says
+    settings, _ = verify.build_settings(verify.parse_args([]), json.loads(outputs(verify={"hostUrl": None}).stdout))
+    assert settings.host_url is None and settings.ingress_address == verify.DEFAULT_INGRESS_ADDRESS
+    settings, _ = verify.build_settings(verify.parse_args([]), json.loads(outputs().stdout))
+    assert settings.host_url == HOST_URL
 
 
 def test_no_pulumi_falls_back_to_kubectls_own_kubeconfig() -> None:
