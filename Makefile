@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: help venv up preview destroy test lint typecheck lint-workflows test-policy graph report bench
+.PHONY: help venv up preview destroy test lint typecheck lint-workflows test-policy render graph report bench
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -13,8 +13,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-venv: $(BIN)/python ## create .venv and install runtime + dev requirements
+venv: $(BIN)/python ## create .venv, install runtime + dev requirements and the pinned schema modules
 	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/python -m tools.schemas fetch
 
 up: $(BIN)/python ## create the kind cluster and the whole mesh (local state backend)
 	$(BIN)/pip install -q -r requirements.txt
@@ -42,6 +43,9 @@ lint-workflows: ## actionlint on .github/workflows (built from its Go module on 
 
 test-policy: venv ## the policy pack's and the workflows' unit tests
 	$(BIN)/python -m pytest -q tests/unit/test_policy.py tests/unit/test_workflows.py
+
+render: venv ## write every object the stack creates to render/ (offline) and validate it against the schemas
+	$(BIN)/python -m tools.render --validate
 
 graph: venv ## rewrite README's dependency graph from the program
 	$(BIN)/python -m tools.graph --write
