@@ -31,6 +31,61 @@ FAILURE_MESSAGE = ("ambient-mesh smoke check FAILED: the stack is deployed but t
                    "false to skip this check.")
 
 
+def in_cluster_ingress(config: Any) -> str | None:
+    """The ingress gateway's address inside the cluster for the stack's `app.ingress`."""
+    from components.ingress import GATEWAY_NAME
+    from components.istio import INGRESS_RELEASE, ISTIO_NAMESPACE
+
+    if config.app.ingress == "istio":
+        return f"{INGRESS_RELEASE}.{ISTIO_NAMESPACE}"
+    if config.app.ingress == "gateway-api":
+        # Istio deploys a Gateway API gateway as <gateway name>-<class name>, Service included.
+        return f"{GATEWAY_NAME}-istio.{config.app.namespace}"
+    return None
+
+
+def host_url(config: Any) -> str | None:
+    """productpage from this machine: only kind maps the gateway's NodePort to a host port."""
+    if config.cluster.provider != "kind" or in_cluster_ingress(config) is None:
+        return None
+    return f"http://localhost:{config.cluster.ingress_host_port}/productpage"
+
+
+def expected_denied(config: Any) -> list[str]:
+    """The curl clients that the stack's policies keep away from productpage (verify --expect-denied)."""
+    from components.clients import CLIENT_NAMES
+
+    security = getattr(config, "security", None)
+    if security is None:
+        return []
+    namespace = config.app.namespace
+
+    def account(identity: str) -> str:
+        return identity if "/" in identity else f"{namespace}/{identity}"
+
+    waypoint = getattr(config, "waypoint", None)
+    if waypoint is not None and waypoint.covers("productpage"):
+        # ztunnel sees the waypoint as the peer; only an L7 rule at the waypoint can tell the clients apart.
+        allowed = {account(i) for i in security.l7_clients}
+        return [c for c in CLIENT_NAMES if security.l7_clients and f"{namespace}/{c}" not in allowed]
+    if not (security.productpage_clients or security.default_deny):
+        return []
+    allowed = {account(i) for i in security.productpage_clients}
+    return [c for c in CLIENT_NAMES if f"{namespace}/{c}" not in allowed]
+
+
+def verify_hints(config: Any) -> dict[str, Any]:
+    """What this configuration expects of verify; export it as the stack output `verify` for `make verify`."""
+    waypoint = getattr(config, "waypoint", None)
+    return {
+        "context": f"kind-{config.cluster.name}" if config.cluster.provider == "kind" else config.cluster.context,
+        "hostUrl": host_url(config),
+        "ingressAddress": in_cluster_ingress(config),
+        "expectDenied": expected_denied(config),
+        "waypoint": waypoint.name if waypoint is not None and waypoint.mode != "none" else None,
+    }
+
+
 @dataclass
 class SmokeCheckArgs:
     # The cluster's kubeconfig (a secret); empty means kubectl's own kubeconfig (with `context`).
@@ -49,6 +104,16 @@ class SmokeCheckArgs:
     triggers: list[Any] = field(default_factory=list)
     # How long pods may take to become Ready.
     wait_seconds: int = 180
+
+    @classmethod
+    def for_stack(cls, config: Any, kubeconfig: pulumi.Input[str], namespace: pulumi.Input[str],
+                  after: list[pulumi.Resource]) -> SmokeCheckArgs:
+        """Everything from the stack's config: context, ingress, host URL, denied clients, triggers."""
+        hints = verify_hints(config)
+        return cls(kubeconfig=kubeconfig, namespace=namespace,
+                   context=hints["context"] if config.cluster.provider == "existing" else None,
+                   host_url=hints["hostUrl"], ingress_address=hints["ingressAddress"],
+                   expect_denied=hints["expectDenied"], after=after, triggers=smoke_triggers(config))
 
 
 def verify_argv(namespace: str, context: str | None, args: SmokeCheckArgs) -> list[str]:

@@ -25,7 +25,8 @@ from types import TracebackType
 from typing import Any, Protocol, cast
 
 from components.config import PROJECT, StackConfig, parse_config, read_stack_file
-from tools.verify import CLIENTS, ISTIO_NAMESPACE, Result, Runner, SystemRunner
+from components.smoke import expected_denied
+from tools.verify import ISTIO_NAMESPACE, Result, Runner, SystemRunner
 
 REPO = Path(__file__).resolve().parents[2]
 DEV_STACK_FILE = REPO / "Pulumi.dev.yaml"
@@ -134,27 +135,6 @@ def stack_env(state_dir: Path, passphrase: str) -> dict[str, str]:
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
     }
-
-
-def expected_denied(config: StackConfig) -> list[str]:
-    """The curl clients the stack's policies deny productpage to (verify --expect-denied)."""
-    security = getattr(config, "security", None)
-    if security is None:
-        return []
-    namespace = config.app.namespace
-
-    def account(identity: str) -> str:
-        return identity if "/" in identity else f"{namespace}/{identity}"
-
-    waypoint = getattr(config, "waypoint", None)
-    if waypoint is not None and waypoint.covers("productpage"):
-        # ztunnel sees the waypoint as the peer; only an L7 rule at the waypoint can tell the clients apart.
-        allowed = {account(i) for i in security.l7_clients}
-        return [c for c in CLIENTS if security.l7_clients and f"{namespace}/{c}" not in allowed]
-    if not (security.productpage_clients or security.default_deny):
-        return []
-    allowed = {account(i) for i in security.productpage_clients}
-    return [c for c in CLIENTS if f"{namespace}/{c}" not in allowed]
 
 
 def verify_command(names: Names, config: StackConfig, outputs: Mapping[str, Any], report: Path,

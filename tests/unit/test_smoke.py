@@ -190,3 +190,81 @@ def test_the_real_verify_fails_the_script_without_a_cluster(tmp_path: Path) -> N
     assert done.returncode == 1, done.stdout + done.stderr
     assert "kubectl: command not found" in done.stdout and smoke.FAILURE_MESSAGE in done.stdout
     assert "current-context" not in done.stdout + done.stderr
+
+
+# --- from the stack's config --------------------------------------------------------------------------------------
+
+def test_verify_hints_of_the_dev_stack() -> None:
+    assert smoke.verify_hints(dev_config()) == {
+        "context": "kind-ambient",
+        "hostUrl": "http://localhost:8080/productpage",
+        "ingressAddress": "istio-ingressgateway.istio-system",
+        "expectDenied": ["notsleep"],
+        "waypoint": None,
+    }
+
+
+def test_verify_hints_follow_ingress_cluster_and_waypoint(tmp_path: Path) -> None:
+    gateway_api = smoke.verify_hints(dev_config(app={"ingress": "gateway-api", "namespace": "bookinfo"}))
+    assert gateway_api["ingressAddress"] == "bookinfo-gateway-istio.bookinfo"
+    assert gateway_api["hostUrl"] == "http://localhost:8080/productpage"
+    none = smoke.verify_hints(dev_config(app={"ingress": "none"}, security={"productpageClients": ["sleep"]}))
+    assert none["ingressAddress"] is None and none["hostUrl"] is None
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    existing = smoke.verify_hints(dev_config(cluster={"provider": "existing", "context": "minikube"}))
+    assert existing["context"] == "minikube" and existing["hostUrl"] is None  # no host mapping there
+    waypoint = smoke.verify_hints(dev_config(waypoint={"mode": "namespace", "name": "wp"}))
+    assert waypoint["waypoint"] == "wp" and waypoint["expectDenied"] == []
+
+
+def test_args_for_the_stack() -> None:
+    config = dev_config()
+    args = SmokeCheckArgs.for_stack(config, "kc", "default", [])
+    assert (args.context, args.host_url, args.ingress_address, args.expect_denied) == (
+        None, "http://localhost:8080/productpage", "istio-ingressgateway.istio-system", ["notsleep"])
+    assert args.triggers == smoke_triggers(config)
+    existing = SmokeCheckArgs.for_stack(dev_config(cluster={"provider": "existing", "context": "minikube"}),
+                                        "", "default", [])
+    assert existing.context == "minikube" and existing.host_url is None
+
+
+def test_wired_at_the_end_of_the_whole_stack() -> None:
+    """The stack built under mocks, then a SmokeCheck after every component: it waits for all of them."""
+    from components.stack import build_stack
+
+    echo = EchoMocks()
+    monitor = RecordingMonitor(echo)
+    pulumi.runtime.set_mocks(echo, project="ambient-mesh", stack="dev", preview=False, monitor=monitor)
+    config = dev_config()
+    expected: set[str] = set()
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[Any]:
+        stack = build_stack(config)
+        components = [getattr(stack, f) for f in stack.__dataclass_fields__]
+        after = [c for c in components if isinstance(c, pulumi.Resource) and c is not stack.cluster]
+        expected.update(c._name for c in after)
+        check = SmokeCheck("smoke-wired", SmokeCheckArgs.for_stack(config, stack.cluster.kubeconfig,
+                                                                    stack.namespace.name, after))
+        return check.stdout
+
+    program()
+    by_name = {r.name: r for r in monitor.registrations}
+    run = by_name["smoke-wired-verify"]
+    # depends_on a component means on every resource inside it
+    waited = {component_of(monitor.registrations, urn) for urn in run.explicit_dependencies}
+    holding = {component_of(monitor.registrations, r.urn) for r in monitor.registrations if r.custom}
+    assert {"ambient", "bookinfo", "clients", "istio"} <= waited
+    assert waited == expected & holding  # every component given that holds a resource
+    assert verify.parse_args(script_argv(run.inputs["create"])).expect_denied == ["notsleep"]
+    assert set(run.inputs["environment"]) == {SECRET_SIG, "value"}
+
+
+def component_of(registrations: list[Registration], urn: str) -> str:
+    """The top-level component (a child of the stack) that holds `urn`."""
+    by_urn = {r.urn: r for r in registrations}
+    registration = by_urn[urn]
+    while registration.parent in by_urn:
+        registration = by_urn[registration.parent]
+    return registration.name
