@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: help venv up preview destroy test lint typecheck lint-workflows test-policy render graph report bench
+.PHONY: help venv up preview destroy test lint typecheck lint-workflows test-policy render verify test-e2e graph report bench
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -43,6 +43,12 @@ lint-workflows: ## actionlint on .github/workflows (built from its Go module on 
 
 test-policy: venv ## the policy pack's and the workflows' unit tests
 	$(BIN)/python -m pytest -q tests/unit/test_policy.py tests/unit/test_workflows.py
+
+verify: ## prove the deployed mesh works: pods, ambient label, curls, ingress, ztunnel HBONE (tools/verify.py)
+	$(BIN)/python -m tools.verify --stack $(STACK) $(VERIFY_ARGS)
+
+test-e2e: venv ## e2e on a fresh kind cluster: up, verify, preview, destroy (Docker, kind, kubectl, pulumi)
+	$(BIN)/python -m pytest tests/e2e -m e2e -v -rs
 
 render: venv ## write every object the stack creates to render/ (offline) and validate it against the schemas
 	$(BIN)/python -m tools.render --validate

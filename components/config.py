@@ -138,6 +138,12 @@ class SidecarConfig:
 
 
 @dataclass(frozen=True)
+class VerifyConfig:
+    # Run verify's core checks as the last step of `pulumi up` (re-run only when the config changes).
+    smoke_check: bool = True
+
+
+@dataclass(frozen=True)
 class StackConfig:
     cluster: ClusterConfig
     istio: IstioConfig
@@ -146,6 +152,7 @@ class StackConfig:
     security: SecurityConfig = SecurityConfig()
     waypoint: WaypointConfig = WaypointConfig()
     sidecar: SidecarConfig = SidecarConfig()
+    verify: VerifyConfig = VerifyConfig()
 
 
 # --- parsing -------------------------------------------------------------------------------------------------
@@ -159,6 +166,7 @@ SECTIONS = {
     "security": ("mtls", "productpageClients", "defaultDeny", "l7Clients", "l7Methods"),
     "waypoint": ("mode", "name", "services"),
     "sidecar": ("enabled", "namespace"),
+    "verify": ("smokeCheck",),
 }
 
 
@@ -246,6 +254,7 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
         security=_parse_security(_Section("security", raw.get("security"))),
         waypoint=_parse_waypoint(_Section("waypoint", raw.get("waypoint"))),
         sidecar=_parse_sidecar(_Section("sidecar", raw.get("sidecar"))),
+        verify=VerifyConfig(smoke_check=_Section("verify", raw.get("verify")).boolean("smokeCheck", True)),
     )
     _check_together(config)
     return config

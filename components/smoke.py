@@ -64,13 +64,15 @@ def expected_denied(config: Any) -> list[str]:
         return identity if "/" in identity else f"{namespace}/{identity}"
 
     waypoint = getattr(config, "waypoint", None)
-    if waypoint is not None and waypoint.covers("productpage"):
-        # ztunnel sees the waypoint as the peer; only an L7 rule at the waypoint can tell the clients apart.
-        allowed = {account(i) for i in security.l7_clients}
-        return [c for c in CLIENT_NAMES if security.l7_clients and f"{namespace}/{c}" not in allowed]
-    if not (security.productpage_clients or security.default_deny):
+    if waypoint is not None and waypoint.covers("productpage") and security.l7_clients:
+        # Behind a waypoint with an L7 rule, that rule decides who gets through.
+        allowed_identities = security.l7_clients
+    else:
+        # Without one, ztunnel (or the waypoint, mirroring the same list) lets only these through.
+        allowed_identities = security.productpage_clients
+    if not (allowed_identities or security.default_deny):
         return []
-    allowed = {account(i) for i in security.productpage_clients}
+    allowed = {account(i) for i in allowed_identities}
     return [c for c in CLIENT_NAMES if f"{namespace}/{c}" not in allowed]
 
 

@@ -24,6 +24,7 @@ from components.istio import INGRESS_RELEASE, ISTIO_NAMESPACE, IstioAmbient, Ist
 from components.namespace import AmbientEnrolment, AmbientEnrolmentArgs, AppNamespace, AppNamespaceArgs
 from components.security import MeshSecurity, MeshSecurityArgs
 from components.sidecar import SidecarNamespace, SidecarNamespaceArgs
+from components.smoke import SmokeCheck, SmokeCheckArgs, verify_hints
 from components.waypoint import Waypoint, WaypointArgs
 
 
@@ -41,6 +42,7 @@ class AmbientMeshStack:
     security: MeshSecurity
     waypoint: Waypoint | None
     sidecar: SidecarNamespace | None
+    smoke: SmokeCheck | None
 
 
 def build_stack(config: StackConfig) -> AmbientMeshStack:
@@ -73,8 +75,15 @@ def build_stack(config: StackConfig) -> AmbientMeshStack:
     security = MeshSecurity("security", MeshSecurityArgs(
         config, namespace.name, istio.config_api, provider,
         other_namespaces=[sidecar.namespace.metadata.name] if sidecar else []))
+    smoke = None
+    if config.verify.smoke_check:
+        # The end of the graph: it checks what everything else built.
+        parts = (istio, enrolment, bookinfo, clients, security, ingress, waypoint, sidecar)
+        everything: list[pulumi.Resource] = [c for c in parts if c is not None]
+        smoke = SmokeCheck("smoke", SmokeCheckArgs.for_stack(config, cluster.kubeconfig, namespace.name,
+                                                             after=everything))
     return AmbientMeshStack(config, cluster, gateway_api, istio, namespace, bookinfo, clients, enrolment, ingress,
-                            security, waypoint, sidecar)
+                            security, waypoint, sidecar, smoke)
 
 
 def kubectl(config: StackConfig) -> str:
@@ -130,6 +139,8 @@ def stack_outputs(stack: AmbientMeshStack) -> dict[str, Any]:
         "istioVersion": config.istio.version,
         "appNamespace": stack.namespace.name,
         "tryIt": try_it(config),
+        # What `make verify` should expect of this configuration (denied clients, waypoint, ingress address).
+        "verify": verify_hints(config),
     }
 
 

@@ -50,7 +50,9 @@ def test_existing_cluster_creates_nothing_and_uses_kubeconfig_and_context(tmp_pa
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
     graph = run_stack(dev_config(cluster={"provider": "existing", "kubeconfig": str(kubeconfig),
                                           "context": "minikube"}))
-    assert not graph.of_type("command:local:Command")
+    commands = graph.of_type("command:local:Command")
+    assert not [c for c in commands if "kind " in c.inputs["create"]]  # no cluster is created or deleted
+    assert [c.name for c in commands] == ["smoke-verify"]
     provider = graph.get("cluster-provider").inputs
     assert provider["context"] == "minikube"
     assert provider["kubeconfig"]["value"] == kubeconfig.read_text()
@@ -69,7 +71,9 @@ def test_existing_cluster_by_context_only_uses_the_default_kubeconfig() -> None:
 def test_outputs() -> None:
     config = dev_config()
     outputs = run_stack(config).outputs
-    assert set(outputs) == {"ingressUrl", "clusterName", "kubeconfig", "istioVersion", "appNamespace", "tryIt"}
+    assert set(outputs) == {"ingressUrl", "clusterName", "kubeconfig", "istioVersion", "appNamespace", "tryIt",
+                            "verify"}
+    assert outputs["verify"]["expectDenied"] == ["notsleep"]
     assert outputs["istioVersion"] == config.istio.version
     assert outputs["clusterName"] == config.cluster.name
     assert outputs["appNamespace"] == config.app.namespace

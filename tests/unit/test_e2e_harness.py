@@ -184,8 +184,8 @@ def test_expected_denied_follows_the_security_config() -> None:
     assert harness.expected_denied(dev_config(security={"productpageClients": ["ingress", "sleep", "notsleep"]})) == []
     assert harness.expected_denied(dev_config(security={"productpageClients": ["ingress", "default/notsleep"]})) \
         == ["sleep"]
-    # through a waypoint only its L7 rule tells the clients apart
-    assert harness.expected_denied(dev_config(waypoint={"mode": "namespace"})) == []
+    # through a waypoint: the waypoint checks the L4 clients itself, or its L7 rule where there is one
+    assert harness.expected_denied(dev_config(waypoint={"mode": "namespace"})) == ["notsleep"]
     assert harness.expected_denied(dev_config(waypoint={"mode": "namespace"},
                                               security={"l7Clients": ["sleep"]})) == ["notsleep"]
 
@@ -242,7 +242,8 @@ BOOKINFO_DEPLOYMENTS = {f"bookinfo-{d}" for d in ("details-v1", "ratings-v1", "r
 
 def test_the_mocks_predict_which_resources_the_change_touches() -> None:
     raw = harness.stack_config(NAMES, 18080)
-    assert harness.predicted_changes(raw, harness.with_change(raw)) == BOOKINFO_DEPLOYMENTS
+    # The smoke check re-runs on any config change: it checks what the change did.
+    assert harness.predicted_changes(raw, harness.with_change(raw)) == BOOKINFO_DEPLOYMENTS | {"smoke-verify"}
     assert harness.predicted_changes(raw, raw) == set()
     port = harness.predicted_changes(raw, harness.stack_config(NAMES, 18081))
     assert "cluster-kind" in port  # a new host port means a new kind cluster

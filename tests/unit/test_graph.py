@@ -107,7 +107,20 @@ def test_only_documented_depends_on(graph: Graph) -> None:
     accounts = {sa.inputs["metadata"]["name"]: sa.name for sa in graph.of_type("kubernetes:core/v1:ServiceAccount")}
     expected |= {(d.name, accounts[d.inputs["spec"]["template"]["spec"]["serviceAccountName"]])
                  for d in graph.of_type("kubernetes:apps/v1:Deployment")}
+    # The smoke check runs last, after every resource of the app, its enrolment, security and ingress.
+    last = {"IstioAmbient", "AmbientEnrolment", "Bookinfo", "CurlClients", "MeshSecurity", "BookinfoIngress"}
+    expected |= {("smoke-verify", r.name) for r in graph
+                 if r.custom and (c := graph.component_of(r)) is not None and c.type.rsplit(":", 1)[1] in last}
     assert explicit == expected
+
+
+def test_smoke_check_is_the_end_of_the_graph(graph: Graph) -> None:
+    waited = graph.waits_for("smoke-verify")
+    custom = {r.name for r in graph if r.custom and r.type != "pulumi:providers:kubernetes"}
+    # The Gateway API CRDs are waited for only through what uses them (waypoint, Gateway API ingress).
+    crds = {r.name for r in graph.of_type("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition")}
+    assert waited == custom - {"smoke-verify"} - crds
+    assert not any("smoke-verify" in graph.depends_on(r.name) for r in graph)
 
 
 def test_every_kubernetes_resource_uses_the_cluster_provider(graph: Graph) -> None:

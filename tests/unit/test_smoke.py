@@ -215,7 +215,8 @@ def test_verify_hints_follow_ingress_cluster_and_waypoint(tmp_path: Path) -> Non
     existing = smoke.verify_hints(dev_config(cluster={"provider": "existing", "context": "minikube"}))
     assert existing["context"] == "minikube" and existing["hostUrl"] is None  # no host mapping there
     waypoint = smoke.verify_hints(dev_config(waypoint={"mode": "namespace", "name": "wp"}))
-    assert waypoint["waypoint"] == "wp" and waypoint["expectDenied"] == []
+    # The waypoint checks the same clients as ztunnel did: notsleep stays denied.
+    assert waypoint["waypoint"] == "wp" and waypoint["expectDenied"] == ["notsleep"]
 
 
 def test_args_for_the_stack() -> None:
