@@ -5,12 +5,9 @@ from __future__ import annotations
 from components.bookinfo import SERVICES, account_name
 from components.clients import CLIENT_NAMES
 from components.config import ConfigError, StackConfig
-from components.ingress import GATEWAY_NAME
-from components.istio import INGRESS_RELEASE, ISTIO_NAMESPACE
+from components.ingress import ingress_gateway
 
 TRUST_DOMAIN = "cluster.local"
-# Istio deploys a Gateway API gateway as <gateway name>-<class name>, ServiceAccount included.
-GATEWAY_API_INGRESS_ACCOUNT = f"{GATEWAY_NAME}-istio"
 SIDECAR_CLIENT = "sleep"
 
 
@@ -19,11 +16,8 @@ def services() -> tuple[str, ...]:
 
 
 def ingress_account(config: StackConfig) -> str | None:
-    if config.app.ingress == "istio":
-        return f"{ISTIO_NAMESPACE}/{INGRESS_RELEASE}"
-    if config.app.ingress == "gateway-api":
-        return f"{config.app.namespace}/{GATEWAY_API_INGRESS_ACCOUNT}"
-    return None
+    gateway = ingress_gateway(config)
+    return "/".join(gateway) if gateway else None
 
 
 def waypoint_account(config: StackConfig) -> str | None:

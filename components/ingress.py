@@ -9,9 +9,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.bookinfo import BOOKINFO_PORT
-from components.istio import INGRESS_SELECTOR
+from components.config import StackConfig
+from components.istio import INGRESS_RELEASE, INGRESS_SELECTOR, ISTIO_NAMESPACE
 
 GATEWAY_NAME = "bookinfo-gateway"
+# Istio deploys a Gateway API gateway as <gateway name>-<class name>: Deployment, Service and ServiceAccount.
+GATEWAY_API_DEPLOYMENT = f"{GATEWAY_NAME}-istio"
 # The paths productpage serves: the page, its static assets, login/logout and the products API.
 PRODUCTPAGE_ROUTES: tuple[tuple[str, str], ...] = (
     ("exact", "/productpage"),
@@ -20,6 +23,15 @@ PRODUCTPAGE_ROUTES: tuple[tuple[str, str], ...] = (
     ("exact", "/logout"),
     ("prefix", "/api/v1/products"),
 )
+
+
+def ingress_gateway(config: StackConfig) -> tuple[str, str] | None:
+    """(namespace, name) of the ingress gateway's Service and ServiceAccount (the same name), None without one."""
+    if config.app.ingress == "istio":
+        return ISTIO_NAMESPACE, INGRESS_RELEASE
+    if config.app.ingress == "gateway-api":
+        return config.app.namespace, GATEWAY_API_DEPLOYMENT
+    return None
 
 
 def gateway_spec() -> dict[str, Any]:

@@ -33,15 +33,10 @@ FAILURE_MESSAGE = ("ambient-mesh smoke check FAILED: the stack is deployed but t
 
 def in_cluster_ingress(config: Any) -> str | None:
     """The ingress gateway's address inside the cluster for the stack's `app.ingress`."""
-    from components.ingress import GATEWAY_NAME
-    from components.istio import INGRESS_RELEASE, ISTIO_NAMESPACE
+    from components.ingress import ingress_gateway
 
-    if config.app.ingress == "istio":
-        return f"{INGRESS_RELEASE}.{ISTIO_NAMESPACE}"
-    if config.app.ingress == "gateway-api":
-        # Istio deploys a Gateway API gateway as <gateway name>-<class name>, Service included.
-        return f"{GATEWAY_NAME}-istio.{config.app.namespace}"
-    return None
+    gateway = ingress_gateway(config)
+    return f"{gateway[1]}.{gateway[0]}" if gateway else None
 
 
 def host_url(config: Any) -> str | None:

@@ -14,17 +14,17 @@ from components.config import StackConfig
 from components.gateway_api import GatewayApiArgs, GatewayApiCrds
 from components.identities import SIDECAR_CLIENT
 from components.ingress import (
-    GATEWAY_NAME,
     BookinfoGatewayApiIngress,
     BookinfoIngress,
     BookinfoIngressArgs,
     GatewayApiIngressArgs,
+    ingress_gateway,
 )
-from components.istio import INGRESS_RELEASE, ISTIO_NAMESPACE, IstioAmbient, IstioArgs
+from components.istio import ISTIO_NAMESPACE, IstioAmbient, IstioArgs
 from components.namespace import AmbientEnrolment, AmbientEnrolmentArgs, AppNamespace, AppNamespaceArgs
 from components.security import MeshSecurity, MeshSecurityArgs
 from components.sidecar import SidecarNamespace, SidecarNamespaceArgs
-from components.smoke import SmokeCheck, SmokeCheckArgs, verify_hints
+from components.smoke import SmokeCheck, SmokeCheckArgs, in_cluster_ingress, verify_hints
 from components.waypoint import Waypoint, WaypointArgs
 
 
@@ -111,15 +111,13 @@ def try_it(config: StackConfig) -> dict[str, str]:
     url = ingress_url(config)
     if url is not None:
         commands["viaIngress"] = f"curl -s {url} | {title}"
-        in_cluster = (f"{INGRESS_RELEASE}.{ISTIO_NAMESPACE}" if config.app.ingress == "istio"
-                      else f"{GATEWAY_NAME}-istio.{ns}")
         commands["fromSleepViaIngress"] = (f"{k} exec -n {ns} deploy/sleep -- curl -s "
-                                           f"http://{in_cluster}/productpage | {title}")
+                                           f"http://{in_cluster_ingress(config)}/productpage | {title}")
         commands["loop"] = f"for i in $(seq 1 20); do curl -s {url} | {title}; sleep 1; done"
-        if config.cluster.provider == "existing":
-            target = (f"-n {ISTIO_NAMESPACE} svc/{INGRESS_RELEASE}" if config.app.ingress == "istio"
-                      else f"-n {ns} svc/{GATEWAY_NAME}-istio")
-            commands["portForward"] = f"{k} port-forward {target} {config.cluster.ingress_host_port}:80"
+        gateway = ingress_gateway(config)
+        if config.cluster.provider == "existing" and gateway is not None:
+            commands["portForward"] = (f"{k} port-forward -n {gateway[0]} svc/{gateway[1]} "
+                                       f"{config.cluster.ingress_host_port}:80")
     if config.sidecar.enabled:
         commands["fromSidecar"] = (f"{k} exec -n {config.sidecar.namespace} deploy/{SIDECAR_CLIENT} -c "
                                    f"{SIDECAR_CLIENT} -- curl -s http://productpage.{ns}:9080/ | {title}")
