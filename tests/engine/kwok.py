@@ -114,8 +114,7 @@ class KwokCluster:
         kwokctl = str(self.bin_dir / "kwokctl")
         self._run(kwokctl, "create", "cluster", "--name", self.name, "--config", str(self.config_file),
                   "--kubeconfig", str(self.kubeconfig), "--wait", f"{int(timeout)}s", timeout=timeout + 30)
-        self._run(kwokctl, "scale", "node", "--name", self.name, "--replicas", str(self.nodes),
-                  "--kubeconfig", str(self.kubeconfig))
+        self._run(kwokctl, "scale", "node", "--name", self.name, "--replicas", str(self.nodes))
         self.wait_nodes_ready(timeout=120)
 
     def delete(self) -> None:
