@@ -136,12 +136,14 @@ class KwokCluster:
         deadline = time.monotonic() + timeout
         while True:
             nodes = self.get_json("nodes")["items"]
-            ready = [n for n in nodes
-                     if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))]
+            # Ready, and the node controller has lifted its start-up taint (node.kubernetes.io/not-ready).
+            ready = [n for n in nodes if not n["spec"].get("taints")
+                     and any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))]
             if len(ready) >= self.nodes:
                 return
             if time.monotonic() > deadline:
-                raise KwokError(f"{len(ready)}/{self.nodes} nodes Ready after {timeout}s")
+                raise KwokError(f"{len(ready)}/{self.nodes} nodes Ready and untainted after {timeout}s: "
+                                f"{[(n['metadata']['name'], n['spec'].get('taints')) for n in nodes]}")
             time.sleep(1)
 
     def user_objects(self) -> list[str]:

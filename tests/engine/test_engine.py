@@ -124,7 +124,11 @@ def new_stack(workdir: Path, stack: str, backend: Path, cache: Path) -> auto.Sta
 
 
 def summary(result: Any) -> dict[str, int]:
-    return {getattr(op, "value", str(op)): count for op, count in (result.change_summary or {}).items()}
+    """Operation counts of a preview (change_summary) or an up/destroy (summary.resource_changes)."""
+    changes = getattr(result, "change_summary", None)
+    if changes is None:
+        changes = result.summary.resource_changes
+    return {getattr(op, "value", str(op)): count for op, count in (changes or {}).items()}
 
 
 class Steps:
