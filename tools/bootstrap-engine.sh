@@ -134,7 +134,8 @@ build_kubernetes_provider() {
   local dir src mod=github.com/pulumi/pulumi-kubernetes/provider/v4
   dir=$(new_module kubernetes-provider ambient-mesh.local/engine/pulumi-resource-kubernetes 'go 1.24.7')
   cd "$dir"
-  # provider/go.mod replaces sdk/v4 with ../sdk (local); the provider does not import it, so nothing to repeat.
+  # provider/go.mod replaces sdk/v4 with ../sdk (local, dropped): its own require line (sdk/v4 v4.24.0, served by
+  # the proxy) is used instead. It has no non-local replace to repeat.
   go mod edit -require="$mod@$K8S_PROVIDER_MODULE_VERSION"
   src=$(go mod download -json "$mod@$K8S_PROVIDER_MODULE_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
   # The release build embeds schema-embed.json (the committed schema.json with its version set) and
@@ -311,10 +312,17 @@ log "total $((SECONDS - TOTAL_START))s; per-piece times in $TIMES"
 
 cat <<EOF
 
-# Engine tier in $CACHE. To use it:
-#   export AMBIENT_MESH_ENGINE_CACHE=$CACHE
-#   source tools/engine-env.sh
+# Engine tier in $CACHE. To use it in a shell:
+#   export AMBIENT_MESH_ENGINE_CACHE=$CACHE; source tools/engine-env.sh
+# which sets:
+export PATH="$BIN:\$PATH"
+export PULUMI_HOME="$CACHE/pulumi-home"
+export PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true PULUMI_IGNORE_AMBIENT_PLUGINS=true
+export PULUMI_CONFIG_PASSPHRASE=""
 EOF
+if [[ -f $BIN/pulumi-resource-command.STANDIN ]]; then
+  log "note: bin/pulumi-resource-command is the project's stand-in (see bin/pulumi-resource-command.STANDIN)"
+fi
 if [[ ${#FAILED[@]} -gt 0 ]]; then
   log "pieces that could not be built: ${FAILED[*]}"
   for name in "${FAILED[@]}"; do
