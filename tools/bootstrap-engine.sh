@@ -281,6 +281,7 @@ install_plugins() {
   cp "$BIN/pulumi-resource-$1" "$p/pulumi-resource-$1"
   tar -C "$p" -czf "$PLUGINS/$1-v$2.tar.gz" "pulumi-resource-$1"
   "$BIN/pulumi" plugin install resource "$1" "v$2" --file "$PLUGINS/$1-v$2.tar.gz" --reinstall
+  rm -rf "$p" "$PLUGINS/$1-v$2.tar.gz"
 }
 build_plugins() {
   [[ -x $BIN/pulumi ]] || die "no pulumi CLI"

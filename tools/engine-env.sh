@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Source this (bash/zsh) after tools/bootstrap-engine.sh: puts the engine tier on PATH and keeps Pulumi offline.
 #   source tools/engine-env.sh
 # Honours AMBIENT_MESH_ENGINE_CACHE (default ~/.cache/ambient-mesh-engine), like the bootstrap script.
