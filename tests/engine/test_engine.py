@@ -33,7 +33,9 @@ HERE = Path(__file__).resolve().parent
 CHARTS = HERE / "charts"
 GATEWAY_API_CRDS = HERE / "gateway-api-crds.yaml"
 PROJECT = "ambient-mesh"
-NOT_BUILT = missing_binaries(ENGINE)
+NOT_BUILT = missing_binaries(ENGINE) + [
+    f"plugin {name} (in PULUMI_HOME)" for name in ("kubernetes",)
+    if not any((engine_cache() / "pulumi-home" / "plugins").glob(f"resource-{name}-v*"))]
 
 pytestmark = [
     pytest.mark.engine,
