@@ -265,6 +265,28 @@ def test_second_preview_reports_no_changes(kwok_stack: tuple[auto.Stack, Path]) 
     assert set(summary(result)) == {"same"}, summary(result)
 
 
+def test_preview_with_the_policy_pack(kwok_stack: tuple[auto.Stack, Path], tmp_path: Path) -> None:
+    """The CrossGuard pack (policy/) runs in the real engine, through the language host's RunPlugin, and passes."""
+    if not (REPO / "policy" / "PulumiPolicy.yaml").is_file():
+        pytest.skip("no policy pack in this checkout")
+    stack, _ = kwok_stack
+    pack = tmp_path / "policy"
+    shutil.copytree(REPO / "policy", pack, ignore=shutil.ignore_patterns("venv", "__pycache__"))
+    # The pack's virtualenv (runtime option virtualenv: venv): the project's, which has pulumi-policy.
+    (pack / "venv").symlink_to(REPO / ".venv")
+    # Our stand-in charts are a local directory: the pack's own switch for air-gapped chart sources.
+    config = tmp_path / "policy-config.json"
+    config.write_text(json.dumps({"helm-release-chart-repository": {"localChartDirectories": [str(CHARTS)]}}),
+                      encoding="utf-8")
+    lines: list[str] = []
+    started = time.monotonic()
+    result = stack.preview(policy_packs=[str(pack)], policy_pack_configs=[str(config)], on_output=lines.append)
+    record("preview_with_policy_pack_s", time.monotonic() - started)
+    output = "\n".join(lines)
+    assert set(summary(result)) == {"same"}, summary(result)
+    assert "Policies:" in output or "policy" in output.lower(), output[-2000:]
+
+
 def test_one_value_change_is_one_update(kwok: KwokCluster, kwok_stack: tuple[auto.Stack, Path]) -> None:
     """cluster.ingressNodePort feeds only the gateway release's values: one in-place update, no replacement."""
     stack, workdir = kwok_stack

@@ -6,10 +6,11 @@
 // `pulumi-language-python-exec` script (shipped in sdk/v3 under python/cmd/, installed beside this binary), with
 // the interpreter of the project's virtualenv (runtime option `virtualenv`) or python3 from PATH.
 //
-// It implements what `pulumi preview/up/destroy` and the Automation API use: Handshake, GetRequiredPlugins,
-// GetRequiredPackages (from the pulumi-plugin.json files of the installed SDKs), Run, GetPluginInfo, About,
-// GetProgramDependencies, InstallDependencies (nothing to do: the virtualenv is made by the project's own setup)
-// and RuntimeOptionsPrompts. Code generation, templates and policy packs are not supported.
+// It implements what `pulumi preview/up/destroy`, `--policy-pack` and the Automation API use: Handshake,
+// GetRequiredPlugins, GetRequiredPackages (from the pulumi-plugin.json files of the installed SDKs), Run,
+// RunPlugin (policy packs), GetPluginInfo, About, GetProgramDependencies, InstallDependencies (pip toolchain:
+// creates a missing virtualenv from requirements.txt) and RuntimeOptionsPrompts. Code generation and templates are
+// not supported.
 package main
 
 import (
@@ -262,11 +263,79 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 	return &pulumirpc.RunResponse{}, nil
 }
 
-func (h *host) InstallDependencies(_ *pulumirpc.InstallDependenciesRequest,
-	_ grpc.ServerStreamingServer[pulumirpc.InstallDependenciesResponse],
+// streamWriter forwards a child's output to a gRPC stream, one message per write.
+type streamWriter func([]byte) error
+
+func (w streamWriter) Write(p []byte) (int, error) {
+	if err := w(append([]byte(nil), p...)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// InstallDependencies creates a missing virtualenv and installs requirements.txt into it (pip toolchain), the
+// way `pulumi install` and a policy pack's first use expect. A virtualenv that exists is left alone.
+func (h *host) InstallDependencies(req *pulumirpc.InstallDependenciesRequest,
+	server grpc.ServerStreamingServer[pulumirpc.InstallDependenciesResponse],
 ) error {
-	// The project's own setup (make venv) creates the virtualenv; nothing is installed from here.
+	root, _, venv := programPaths(req.GetInfo(), req.GetDirectory())
+	if venv == "" {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(venv, "bin", "python")); err == nil {
+		return nil
+	}
+	stdout := streamWriter(func(b []byte) error {
+		return server.Send(&pulumirpc.InstallDependenciesResponse{Stdout: b})
+	})
+	stderr := streamWriter(func(b []byte) error {
+		return server.Send(&pulumirpc.InstallDependenciesResponse{Stderr: b})
+	})
+	steps := [][]string{{"python3", "-m", "venv", venv}, {filepath.Join(venv, "bin", "python"), "-m", "pip", "install",
+		"--upgrade", "pip"}}
+	if _, err := os.Stat(filepath.Join(root, "requirements.txt")); err == nil {
+		steps = append(steps, []string{filepath.Join(venv, "bin", "python"), "-m", "pip", "install", "-r",
+			filepath.Join(root, "requirements.txt")})
+	}
+	for _, step := range steps {
+		cmd := exec.CommandContext(server.Context(), step[0], step[1:]...) //nolint:gosec // fixed commands
+		cmd.Dir, cmd.Stdout, cmd.Stderr = root, stdout, stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%s: %w", strings.Join(step, " "), err)
+		}
+	}
 	return nil
+}
+
+// RunPlugin runs a plugin written in Python (a policy pack: PulumiPolicy.yaml with runtime python) with its own
+// virtualenv, streaming its output back; the engine reads the port it prints.
+func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest,
+	server grpc.ServerStreamingServer[pulumirpc.RunPluginResponse],
+) error {
+	_, dir, venv := programPaths(req.GetInfo(), req.GetPwd())
+	program := dir
+	if info := req.GetInfo(); info != nil && info.GetEntryPoint() != "" && info.GetEntryPoint() != "." {
+		program = filepath.Join(dir, info.GetEntryPoint())
+	}
+	args := append([]string{"-u", program}, req.GetArgs()...)
+	cmd := exec.CommandContext(server.Context(), python(venv), args...) //nolint:gosec // the user's own plugin
+	cmd.Dir = req.GetPwd()
+	cmd.Env = append(pythonEnv(venv), req.GetEnv()...)
+	cmd.Stdout = streamWriter(func(b []byte) error {
+		return server.Send(&pulumirpc.RunPluginResponse{Output: &pulumirpc.RunPluginResponse_Stdout{Stdout: b}})
+	})
+	cmd.Stderr = streamWriter(func(b []byte) error {
+		return server.Send(&pulumirpc.RunPluginResponse{Output: &pulumirpc.RunPluginResponse_Stderr{Stderr: b}})
+	})
+	code := 0
+	if err := cmd.Run(); err != nil {
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) {
+			return err
+		}
+		code = exit.ExitCode()
+	}
+	return server.Send(&pulumirpc.RunPluginResponse{Output: &pulumirpc.RunPluginResponse_Exitcode{Exitcode: int32(code)}})
 }
 
 func (h *host) RuntimeOptionsPrompts(context.Context, *pulumirpc.RuntimeOptionsRequest,
