@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the real Pulumi engine tier from Go modules, into a cache outside the repo, for `make test-engine`:
-#   the Pulumi CLI, a Python language host, the kubernetes (and, where the module proxy serves it, command)
-#   resource providers, and a container-free Kubernetes control plane (kube-apiserver, kube-controller-manager,
-#   kube-scheduler, etcd) driven by kwok/kwokctl.
+#   the Pulumi CLI, a Python language host (the project's own, tools/engine/pulumi-language-python: upstream's
+#   module is not served by the proxy), the kubernetes provider, the command provider (or, as the proxy does not
+#   serve it, the project's stand-in for command:local:Command), and a container-free Kubernetes control plane
+#   (kube-apiserver, kube-controller-manager, kube-scheduler, etcd) driven by kwok/kwokctl; then installs the
+#   providers as plugins into $CACHE/pulumi-home, offline. bench/engine-bootstrap.md has the times and the gaps.
 #
 # Idempotent: each piece has a stamp file holding its pin; a piece whose stamp matches and whose outputs exist is
 # reused, a piece whose pin changed is rebuilt. Nothing is downloaded but Go modules from the module proxy.
