@@ -35,7 +35,7 @@ WORK=$CACHE/work
 PLUGINS=$CACHE/plugins
 TIMES=$CACHE/times.log
 JOBS=${ENGINE_BUILD_JOBS:-2}
-PIECES=(pulumi language-python kubernetes-provider command-provider kube-control-plane etcd kwok plugins)
+PIECES=(pulumi language-python kubernetes-provider command-provider kube-control-plane kubectl etcd kwok plugins)
 # Pieces whose failure does not fail the bootstrap (the command provider only serves kind mode).
 OPTIONAL=(command-provider)
 
@@ -208,11 +208,10 @@ build_command_provider() {
   } >"$BIN/pulumi-resource-command.STANDIN"
 }
 
-# --- Kubernetes control plane -------------------------------------------------------------------------------
-build_kube_control_plane() {
-  local dir src gomod minor ldflags replaces=() m
-  dir=$(new_module kube ambient-mesh.local/engine/kube 'go 1.26.0')
-  cd "$dir"
+# --- Kubernetes control plane (and kubectl) -----------------------------------------------------------------
+# A wrapper module requiring k8s.io/kubernetes in the current directory; prints the -ldflags that stamp the version.
+kube_module() {
+  local gomod minor ldflags replaces=() m
   gomod=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
   # Same go/godebug lines as k8s.io/kubernetes; each `k8s.io/X => ./staging/src/k8s.io/X` becomes X@staging.
   { printf 'module ambient-mesh.local/engine/kube\n\n'; grep -E '^(go|godebug) ' "$gomod"; } >go.mod
@@ -227,16 +226,33 @@ build_kube_control_plane() {
   go mod edit -require="k8s.io/kubernetes@$KUBERNETES_VERSION" "${replaces[@]}"
   minor=${KUBERNETES_VERSION#v1.}
   minor=${minor%%.*}
+  # Mandatory: without them /version says v0.0.0 and the kubernetes provider refuses the cluster.
   ldflags="-s -w"
   for m in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $m.gitVersion=$KUBERNETES_VERSION -X $m.gitMajor=1 -X $m.gitMinor=$minor"
     ldflags+=" -X $m.gitTreeState=clean -X $m.buildDate=1970-01-01T00:00:00Z"
   done
+  printf '%s\n' "$ldflags"
+}
+
+build_kube_control_plane() {
+  local ldflags m
+  cd "$(new_module kube ambient-mesh.local/engine/kube 'go 1.26.0')"
+  ldflags=$(kube_module)
   for m in kube-apiserver kube-controller-manager kube-scheduler; do
     log "kube-control-plane: $m"
     "${GO[@]}" build -p "$JOBS" -trimpath -tags providerless -ldflags "$ldflags" -o "$BIN/$m" "k8s.io/kubernetes/cmd/$m"
   done
   "$BIN/kube-apiserver" --version
+}
+
+# kubectl for the engine tests' checks, so that the tier does not depend on one on PATH.
+build_kubectl() {
+  local ldflags
+  cd "$(new_module kubectl ambient-mesh.local/engine/kube 'go 1.26.0')"
+  ldflags=$(kube_module)
+  "${GO[@]}" build -p "$JOBS" -trimpath -ldflags "$ldflags" -o "$BIN/kubectl" k8s.io/kubernetes/cmd/kubectl
+  "$BIN/kubectl" version --client
 }
 
 # --- etcd ---------------------------------------------------------------------------------------------------
@@ -302,6 +318,7 @@ run_piece() {
     command-provider) piece command-provider "$(command_pin)" build_command_provider "$BIN/pulumi-resource-command" ;;
     kube-control-plane) piece kube-control-plane "$KUBERNETES_VERSION+$KUBERNETES_STAGING_VERSION" \
       build_kube_control_plane "$BIN/kube-apiserver" "$BIN/kube-controller-manager" "$BIN/kube-scheduler" ;;
+    kubectl) piece kubectl "$KUBERNETES_VERSION+$KUBERNETES_STAGING_VERSION" build_kubectl "$BIN/kubectl" ;;
     etcd) piece etcd "$ETCD_VERSION" build_etcd "$BIN/etcd" ;;
     kwok) piece kwok "$KWOK_VERSION+$KUBERNETES_VERSION" build_kwok "$BIN/kwok" "$BIN/kwokctl" ;;
     plugins) piece plugins "$(plugins_pin)" build_plugins "$CACHE/pulumi-home/plugins" ;;
