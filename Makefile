@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: help venv up preview destroy test lint typecheck lint-workflows test-policy render verify test-e2e graph report bench
+.PHONY: help venv up preview destroy test lint typecheck lint-workflows test-policy render verify test-e2e engine test-engine graph report bench
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -49,6 +49,12 @@ verify: ## prove the deployed mesh works: pods, ambient label, curls, ingress, z
 
 test-e2e: venv ## e2e on a fresh kind cluster: up, verify, preview, destroy (Docker, kind, kubectl, pulumi)
 	$(BIN)/python -m pytest tests/e2e -m e2e -v -rs
+
+engine: ## build the engine tier (Pulumi CLI, providers, kwok control plane) into ~/.cache/ambient-mesh-engine
+	tools/bootstrap-engine.sh
+
+test-engine: venv engine ## real Pulumi engine + kubernetes provider against a local kwok cluster, offline
+	$(BIN)/python -m pytest -m engine tests/engine -v -rs
 
 render: venv ## write every object the stack creates to render/ (offline) and validate it against the schemas
 	$(BIN)/python -m tools.render --validate
