@@ -30,7 +30,7 @@ destroy: ## delete everything the stack created, the kind cluster included
 	pulumi destroy --yes --stack $(STACK)
 
 test: venv ## unit + schema tests: mocks only, no cluster, no network
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 lint: venv ## ruff (lint + import order)
 	$(BIN)/ruff check .

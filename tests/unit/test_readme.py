@@ -32,8 +32,8 @@ def test_quickstart_commands_are_make_targets() -> None:
 
 def test_ci_runs_the_readme_test_command() -> None:
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
-    assert "make test` (`python -m pytest -q`)" in README
-    assert "python -m pytest -q" in ci
+    assert "make test` (`python -m pytest -q -n auto`)" in README
+    assert "python -m pytest -q -n auto\n" in ci
 
 
 def test_config_reference_lists_every_key() -> None:
