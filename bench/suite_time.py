@@ -1,7 +1,7 @@
 """Wall-clock time of the default test suite (unit + schema), best and median of N runs.
 
-`python -m bench.suite_time [--runs 3]` runs README's test command (`pytest -q -n auto`). The target is under 10 s on this project's 2-core machine; tests never time
-themselves.
+`python -m bench.suite_time [--runs 3]` runs README's test command (`pytest -q -n auto`). The target is under 10 s
+on this project's 2-core machine; tests never time themselves.
 """
 
 from __future__ import annotations

@@ -158,7 +158,7 @@ def build_graph(config: StackConfig, stack_name: str = "dev") -> Graph:
     # The SDK walks the Python stack for every resource to tell the engine where it was declared; under mocks
     # nobody reads that, and it is a quarter of the time a graph takes.
     stack_trace = pulumi.runtime.resource._get_stack_trace
-    pulumi.runtime.resource._get_stack_trace = source_pb2.StackTrace  # type: ignore[assignment]
+    pulumi.runtime.resource._get_stack_trace = source_pb2.StackTrace
     try:
         program()
     finally:
