@@ -57,10 +57,10 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def switch_variants() -> dict[str, dict[str, dict[str, Any]]]:
-    """One variant per Literal or bool config value other than the dev stack's own."""
+def switch_values() -> list[tuple[str, str, Any]]:
+    """(section, key, value) for every Literal or bool config value other than the dev stack's own."""
     dev = dev_config()
-    found: dict[str, dict[str, dict[str, Any]]] = {}
+    found: list[tuple[str, str, Any]] = []
     for stack_field in fields(StackConfig):
         section = _camel(stack_field.name)
         if section not in SECTIONS:
@@ -74,14 +74,35 @@ def switch_variants() -> dict[str, dict[str, dict[str, Any]]]:
             hint = hints[f.name]
             choices: tuple[Any, ...] = (True, False) if hint is bool else (
                 typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else ())
-            for value in choices:
-                if value == getattr(current, f.name):
-                    continue
-                overrides: dict[str, dict[str, Any]] = {section: {key: value}}
-                for extra_section, extra in EXTRA_KEYS.get((section, key, value), {}).items():
+            found += [(section, key, value) for value in choices if value != getattr(current, f.name)]
+    return found
+
+
+def switch_variants() -> dict[str, dict[str, dict[str, Any]]]:
+    """Every switch value at least once, in as few configs as possible: config k takes each key's k-th other value.
+
+    Each graph takes a fifth of a second to build; one config per value would be a dozen of them.
+    """
+    by_key: dict[tuple[str, str], list[Any]] = {}
+    for section, key, value in switch_values():
+        by_key.setdefault((section, key), []).append(value)
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for index in range(max(len(values) for values in by_key.values())):
+        overrides: dict[str, dict[str, Any]] = {}
+        for (section, key), values in by_key.items():
+            if index < len(values):
+                overrides.setdefault(section, {})[key] = values[index]
+                for extra_section, extra in EXTRA_KEYS.get((section, key, values[index]), {}).items():
                     if extra_section in SECTIONS:
                         overrides.setdefault(extra_section, {}).update(extra)
-                found[f"{section}.{key}={value}"] = overrides
+        found[f"switches-{index + 1}"] = overrides
+    return found
+
+
+def variant_with(section: str, key: str, value: Any) -> str:
+    """The rendered variant that sets section.key to value."""
+    [found] = [name for name, overrides in ALL_VARIANTS.items() if overrides.get(section, {}).get(key) == value
+               and name.startswith("switches-")]
     return found
 
 
@@ -114,9 +135,14 @@ def verdict(item: render.Rendered, kubernetes_version: str) -> list[str]:
 
 
 def test_every_config_switch_is_rendered() -> None:
-    switches = switch_variants()
-    assert {"cluster.provider=existing", "istio.resourceProfile=chart-defaults", "gatewayApi.mode=skip",
-            "app.ingress=none"} <= set(switches)
+    values = switch_values()
+    assert {("cluster", "provider", "existing"), ("istio", "resourceProfile", "chart-defaults"),
+            ("gatewayApi", "mode", "skip"), ("app", "ingress", "none"), ("app", "ingress", "gateway-api"),
+            ("waypoint", "mode", "services")} <= set(values)
+    for section, key, value in values:
+        variant = variant_with(section, key, value)
+        assert dataclasses.asdict(dev_config(**ALL_VARIANTS[variant]))[
+            {"gatewayApi": "gateway_api"}.get(section, section)][re.sub(r"([A-Z])", r"_\1", key).lower()] == value
 
 
 @pytest.mark.parametrize("variant", sorted(ALL_VARIANTS))
@@ -135,9 +161,10 @@ def test_switches_change_what_is_created(graph: Graph) -> None:
 
     dev = files("dev")
     assert "gateway-default-bookinfo-gateway.yaml" in dev
-    assert "gateway-default-bookinfo-gateway.yaml" not in files("app.ingress=none")
+    assert "gateway-default-bookinfo-gateway.yaml" not in files(variant_with("app", "ingress", "none"))
     assert "namespace-_-bookinfo.yaml" in files("app.namespace=bookinfo")
-    assert not any(name.startswith("customresourcedefinition-") for name in files("gatewayApi.mode=skip"))
+    assert not any(name.startswith("customresourcedefinition-")
+                   for name in files(variant_with("gatewayApi", "mode", "skip")))
     kinds = {item.body["kind"] for v in ALL_VARIANTS for item in rendered(v, graph) if item.is_object}
     assert {"Deployment", "Service", "ServiceAccount", "Namespace", "CustomResourceDefinition", "Gateway",
             "VirtualService"} <= kinds
