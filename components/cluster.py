@@ -69,15 +69,16 @@ class Cluster(pulumi.ComponentResource):
 
         if config.provider == "kind":
             environment = {"CLUSTER_NAME": config.name}
+            cluster_config = kind_config(config)
             created = command.local.Command(
                 f"{name}-kind",
                 create=KIND_CREATE,
                 delete=KIND_DELETE,
-                stdin=kind_config(config),
+                stdin=cluster_config,
                 environment=environment,
                 interpreter=["/bin/sh", "-c"],
                 # Any change to the nodes or port mapping means a new cluster: kind cannot reshape one in place.
-                triggers=[kind_config(config)],
+                triggers=[cluster_config],
                 opts=child,
             )
             read = command.local.Command(
