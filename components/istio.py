@@ -47,7 +47,9 @@ def istiod_values(istio: IstioConfig) -> dict[str, Any]:
         "autoscaleEnabled": False,
         "replicaCount": 1,
         # istio-cni is always installed: injected sidecars use it instead of a privileged istio-init container.
-        "pilot": {"cni": {"enabled": True}},
+        # (istioctl's pilot.cni.enabled; the chart keeps pilot's values at its top level and hands them to the
+        # injector as pilot.*.)
+        "cni": {"enabled": True},
         **profiles.chart_values(istio.resource_profile, "istiod"),
     }
 

@@ -190,7 +190,7 @@ def test_sidecar_namespace() -> None:
     assert client.inputs["metadata"]["name"] == "sleep"
     assert release_name(graph, "istiod") in graph.explicit(client.name)
     [istiod] = [r for r in graph.of_type(RELEASE) if r.inputs["name"] == "istiod"]
-    assert istiod.inputs["values"]["pilot"]["cni"]["enabled"] is True
+    assert istiod.inputs["values"]["cni"]["enabled"] is True
 
 
 def test_gateway_api_ingress() -> None:
