@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.bookinfo import BOOKINFO_PORT, SERVICES
+from components.bookinfo import BOOKINFO_PORT, SERVICES, account_name
 from components.config import StackConfig
 from components.identities import principal, resolve, waypoint_account
 from components.istio import ISTIO_NAMESPACE
@@ -38,13 +38,18 @@ def allowed_callers(config: StackConfig) -> dict[str, list[str]]:
         ns = config.app.namespace
         for svc in SERVICES:
             callers.setdefault(svc.name, []).extend(
-                principal(f"{ns}/bookinfo-{caller}") for caller in svc.callers)
+                principal(f"{ns}/{account_name(caller)}") for caller in svc.callers)
     # A service nobody may call gets no ALLOW rule: an empty `principals` would not mean "nobody".
     return {service: sorted(set(principals)) for service, principals in callers.items() if principals}
 
 
 def _from(principals: list[str]) -> list[dict[str, Any]]:
     return [{"source": {"principals": principals}}]
+
+
+def _target(service: str) -> list[dict[str, str]]:
+    """targetRefs of a policy the service's waypoint enforces."""
+    return [{"kind": "Service", "group": "", "name": service}]
 
 
 def l4_allow_specs(config: StackConfig) -> dict[str, dict[str, Any]]:
@@ -65,7 +70,7 @@ def l7_allow_spec(config: StackConfig) -> dict[str, Any] | None:
     if not security.l7_clients:
         return None
     return {
-        "targetRefs": [{"kind": "Service", "group": "", "name": "productpage"}],
+        "targetRefs": _target("productpage"),
         "action": "ALLOW",
         "rules": [{
             "from": _from([principal(resolve(i, config, "security.l7Clients")) for i in security.l7_clients]),
@@ -88,11 +93,23 @@ def waypoint_allow_specs(config: StackConfig) -> dict[str, dict[str, Any]]:
     for service, principals in allowed_callers(config).items():
         if config.waypoint.covers(service) and not (service == "productpage" and l7 is not None):
             specs[f"{service}-waypoint"] = {
-                "targetRefs": [{"kind": "Service", "group": "", "name": service}],
+                "targetRefs": _target(service),
                 "action": "ALLOW",
                 "rules": [{"from": _from(principals)}],
             }
     return specs
+
+
+def productpage_allowed(config: StackConfig) -> set[str] | None:
+    """The principals that the policies above let reach productpage end to end; None: it is not restricted."""
+    if config.waypoint.covers("productpage") and config.security.l7_clients:
+        # Behind a waypoint with an L7 rule, that rule decides who gets through.
+        return {principal(resolve(i, config, "security.l7Clients")) for i in config.security.l7_clients}
+    callers = allowed_callers(config)
+    if "productpage" in callers:
+        # ztunnel, or the waypoint mirroring the same list.
+        return set(callers["productpage"])
+    return set() if config.security.default_deny else None
 
 
 @dataclass

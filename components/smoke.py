@@ -49,26 +49,13 @@ def host_url(config: Any) -> str | None:
 def expected_denied(config: Any) -> list[str]:
     """The curl clients that the stack's policies keep away from productpage (verify --expect-denied)."""
     from components.clients import CLIENT_NAMES
+    from components.identities import principal
+    from components.security import productpage_allowed
 
-    security = getattr(config, "security", None)
-    if security is None:
+    allowed = productpage_allowed(config)
+    if allowed is None:
         return []
-    namespace = config.app.namespace
-
-    def account(identity: str) -> str:
-        return identity if "/" in identity else f"{namespace}/{identity}"
-
-    waypoint = getattr(config, "waypoint", None)
-    if waypoint is not None and waypoint.covers("productpage") and security.l7_clients:
-        # Behind a waypoint with an L7 rule, that rule decides who gets through.
-        allowed_identities = security.l7_clients
-    else:
-        # Without one, ztunnel (or the waypoint, mirroring the same list) lets only these through.
-        allowed_identities = security.productpage_clients
-    if not (allowed_identities or security.default_deny):
-        return []
-    allowed = {account(i) for i in allowed_identities}
-    return [c for c in CLIENT_NAMES if f"{namespace}/{c}" not in allowed]
+    return [c for c in CLIENT_NAMES if principal(f"{config.app.namespace}/{c}") not in allowed]
 
 
 def verify_hints(config: Any) -> dict[str, Any]:
