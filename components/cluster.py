@@ -39,6 +39,11 @@ def kind_config(config: ClusterConfig) -> str:
     return yaml.safe_dump(document, sort_keys=False)
 
 
+def kube_context(config: ClusterConfig) -> str | None:
+    """The kubectl context of the cluster: kind names it kind-<name>; None: kubectl's current one."""
+    return f"kind-{config.name}" if config.provider == "kind" else config.context
+
+
 # Refuses to adopt a cluster it did not create: `pulumi destroy` would otherwise delete someone else's cluster.
 KIND_CREATE = """set -eu
 if kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then

@@ -34,6 +34,14 @@ def ingress_gateway(config: StackConfig) -> tuple[str, str] | None:
     return None
 
 
+def ingress_url(config: StackConfig) -> str | None:
+    """productpage through the ingress from the user's machine: kind maps the NodePort to this host port; elsewhere
+    the port-forward command in the try-it outputs serves the same port."""
+    if ingress_gateway(config) is None:
+        return None
+    return f"http://localhost:{config.cluster.ingress_host_port}/productpage"
+
+
 def gateway_spec() -> dict[str, Any]:
     return {
         "selector": dict(INGRESS_SELECTOR),

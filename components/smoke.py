@@ -19,6 +19,8 @@ from typing import Any
 import pulumi
 import pulumi_command as command
 
+from components.cluster import kube_context
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Read by tools/verify.py (--kubeconfig-env); kept in step by a unit test.
 KUBECONFIG_ENV = "AMBIENT_MESH_KUBECONFIG"
@@ -41,9 +43,9 @@ def in_cluster_ingress(config: Any) -> str | None:
 
 def host_url(config: Any) -> str | None:
     """productpage from this machine: only kind maps the gateway's NodePort to a host port."""
-    if config.cluster.provider != "kind" or in_cluster_ingress(config) is None:
-        return None
-    return f"http://localhost:{config.cluster.ingress_host_port}/productpage"
+    from components.ingress import ingress_url
+
+    return ingress_url(config) if config.cluster.provider == "kind" else None
 
 
 def expected_denied(config: Any) -> list[str]:
@@ -62,7 +64,7 @@ def verify_hints(config: Any) -> dict[str, Any]:
     """What this configuration expects of verify; export it as the stack output `verify` for `make verify`."""
     waypoint = getattr(config, "waypoint", None)
     return {
-        "context": f"kind-{config.cluster.name}" if config.cluster.provider == "kind" else config.cluster.context,
+        "context": kube_context(config.cluster),
         "hostUrl": host_url(config),
         "ingressAddress": in_cluster_ingress(config),
         "expectDenied": expected_denied(config),

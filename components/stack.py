@@ -9,7 +9,7 @@ import pulumi
 
 from components.bookinfo import Bookinfo, BookinfoArgs
 from components.clients import CurlClients, CurlClientsArgs
-from components.cluster import Cluster, ClusterArgs
+from components.cluster import Cluster, ClusterArgs, kube_context
 from components.config import StackConfig
 from components.gateway_api import GatewayApiArgs, GatewayApiCrds
 from components.identities import SIDECAR_CLIENT
@@ -19,6 +19,7 @@ from components.ingress import (
     BookinfoIngressArgs,
     GatewayApiIngressArgs,
     ingress_gateway,
+    ingress_url,
 )
 from components.istio import ISTIO_NAMESPACE, IstioAmbient, IstioArgs
 from components.namespace import AmbientEnrolment, AmbientEnrolmentArgs, AppNamespace, AppNamespaceArgs
@@ -87,16 +88,8 @@ def build_stack(config: StackConfig) -> AmbientMeshStack:
 
 
 def kubectl(config: StackConfig) -> str:
-    if config.cluster.provider == "kind":
-        return f"kubectl --context kind-{config.cluster.name}"
-    return f"kubectl --context {config.cluster.context}" if config.cluster.context else "kubectl"
-
-
-def ingress_url(config: StackConfig) -> str | None:
-    if config.app.ingress == "none":
-        return None
-    # Only kind maps the NodePort to the host; elsewhere README's port-forward command serves the same port.
-    return f"http://localhost:{config.cluster.ingress_host_port}/productpage"
+    context = kube_context(config.cluster)
+    return f"kubectl --context {context}" if context else "kubectl"
 
 
 def try_it(config: StackConfig) -> dict[str, str]:
