@@ -1,4 +1,4 @@
-"""Shared fixtures: the dev stack's own config file, evaluated offline."""
+"""Shared fixtures: the repository's stack files, evaluated offline."""
 
 from __future__ import annotations
 
@@ -13,17 +13,31 @@ from tools.mockgraph import Graph, run_stack
 
 REPO = Path(__file__).resolve().parent.parent
 DEV_STACK_FILE = REPO / "Pulumi.dev.yaml"
+# Every stack file the repository ships: each must be valid, render, validate and come up in the engine tier.
+STACK_FILES = sorted(REPO.glob("Pulumi.*.yaml"))
 # Our own small stand-in for the Gateway API bundle: unit tests never touch the network.
 GATEWAY_API_FIXTURE = REPO / "tests" / "fixtures" / "gateway-api-crds.yaml"
 
 
-def dev_raw_config(**overrides: dict[str, Any]) -> dict[str, Any]:
-    """Pulumi.dev.yaml's config as plain data, offline (fixture CRD bundle), with per-section overrides."""
-    raw = copy.deepcopy(read_stack_file(DEV_STACK_FILE))
+def stack_name(stack_file: Path) -> str:
+    return stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+
+
+def stack_raw_config(stack_file: Path, **overrides: dict[str, Any]) -> dict[str, Any]:
+    """A stack file's config as plain data, offline (fixture CRD bundle), with per-section overrides."""
+    raw = copy.deepcopy(read_stack_file(stack_file))
     raw["gatewayApi"]["source"] = str(GATEWAY_API_FIXTURE)
     for section, values in overrides.items():
         raw.setdefault(section, {}).update(values)
     return raw
+
+
+def dev_raw_config(**overrides: dict[str, Any]) -> dict[str, Any]:
+    return stack_raw_config(DEV_STACK_FILE, **overrides)
+
+
+def stack_config(stack_file: Path, **overrides: dict[str, Any]) -> StackConfig:
+    return parse_config(stack_raw_config(stack_file, **overrides))
 
 
 def dev_config(**overrides: dict[str, Any]) -> StackConfig:
@@ -39,3 +53,7 @@ def dev_stack_config() -> StackConfig:
 def graph() -> Graph:
     """The dev stack, evaluated once under mocks for every test that only reads it."""
     return run_stack(dev_config())
+
+
+# The tests' own zero-trust slice (independent of any stack file): an L4 allow-list without notsleep, default deny.
+L4_ZERO_TRUST: dict[str, Any] = {"mtls": "strict", "productpageClients": ["ingress", "sleep"], "defaultDeny": True}

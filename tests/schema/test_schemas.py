@@ -27,7 +27,7 @@ from pulumi.runtime import rpc
 
 from components import versions
 from components.config import SECTIONS, StackConfig
-from tests.conftest import GATEWAY_API_FIXTURE, dev_config, dev_raw_config
+from tests.conftest import GATEWAY_API_FIXTURE, STACK_FILES, dev_config, dev_raw_config, stack_config, stack_name
 from tools import render, schemas
 from tools.mockgraph import Graph
 
@@ -151,6 +151,16 @@ def test_every_object_validates(variant: str, graph: Graph) -> None:
     assert objects
     # The Kubernetes the cluster runs: kind's default node image unless cluster.nodeImage names another.
     version = schemas.kubernetes_version(dev_config(**ALL_VARIANTS[variant]).cluster.node_image)
+    problems = {item.filename: verdict(item, version) for item in objects}
+    assert not {name: errs for name, errs in problems.items() if errs}
+
+
+@pytest.mark.parametrize("stack_file", STACK_FILES, ids=stack_name)
+def test_every_stack_file_renders_and_validates(stack_file: Path) -> None:
+    config = stack_config(stack_file)
+    objects = [item for item in render.render_config(config, stack_name(stack_file)) if item.is_object]
+    assert objects
+    version = schemas.kubernetes_version(config.cluster.node_image)
     problems = {item.filename: verdict(item, version) for item in objects}
     assert not {name: errs for name, errs in problems.items() if errs}
 

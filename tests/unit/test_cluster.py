@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from components.cluster import kind_config
+from components.smoke import verify_hints
 from tests.conftest import dev_config
 from tools.mockgraph import run_stack
 
@@ -73,7 +74,7 @@ def test_outputs() -> None:
     outputs = run_stack(config).outputs
     assert set(outputs) == {"ingressUrl", "clusterName", "kubeconfig", "istioVersion", "appNamespace", "tryIt",
                             "verify"}
-    assert outputs["verify"]["expectDenied"] == ["notsleep"]
+    assert outputs["verify"] == verify_hints(config)
     assert outputs["istioVersion"] == config.istio.version
     assert outputs["clusterName"] == config.cluster.name
     assert outputs["appNamespace"] == config.app.namespace

@@ -17,7 +17,7 @@ import pytest
 from pulumi.automation import events as auto_events
 
 from components.config import ConfigError, load_config, parse_config
-from tests.conftest import dev_config
+from tests.conftest import L4_ZERO_TRUST, dev_config
 from tests.e2e import harness
 from tests.e2e.harness import EphemeralStack, Names, Step
 from tools.verify import Result
@@ -177,7 +177,7 @@ def test_stack_env_is_a_private_file_backend(tmp_path: Path) -> None:
 
 
 def test_expected_denied_follows_the_security_config() -> None:
-    assert harness.expected_denied(dev_config()) == ["notsleep"]
+    assert harness.expected_denied(dev_config(security=L4_ZERO_TRUST)) == ["notsleep"]
     assert harness.expected_denied(dev_config(security={"productpageClients": [], "defaultDeny": False})) == []
     assert harness.expected_denied(dev_config(security={"productpageClients": [], "defaultDeny": True})) == \
         ["sleep", "notsleep"]
@@ -185,14 +185,15 @@ def test_expected_denied_follows_the_security_config() -> None:
     assert harness.expected_denied(dev_config(security={"productpageClients": ["ingress", "default/notsleep"]})) \
         == ["sleep"]
     # through a waypoint: the waypoint checks the L4 clients itself, or its L7 rule where there is one
-    assert harness.expected_denied(dev_config(waypoint={"mode": "namespace"})) == ["notsleep"]
+    assert harness.expected_denied(dev_config(waypoint={"mode": "namespace"}, security=L4_ZERO_TRUST)) == ["notsleep"]
     assert harness.expected_denied(dev_config(waypoint={"mode": "namespace"},
-                                              security={"l7Clients": ["sleep"]})) == ["notsleep"]
+                                              security={**L4_ZERO_TRUST, "l7Clients": ["sleep"]})) == ["notsleep"]
 
 
 def test_verify_command_reads_the_stack_and_states_the_expectations(tmp_path: Path) -> None:
     report = tmp_path / "verify-report.json"
-    argv = harness.verify_command(NAMES, dev_config(), {"kubeconfig": "x"}, report, python="python3")
+    argv = harness.verify_command(NAMES, dev_config(security=L4_ZERO_TRUST), {"kubeconfig": "x"}, report,
+                                  python="python3")
     assert argv == ["python3", "-m", "tools.verify", "--stack", NAMES.stack, "--json", str(report),
                     "--expect-denied", "notsleep"]
     from tools import verify

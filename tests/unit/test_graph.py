@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from components.config import PROJECT
-from tests.conftest import dev_config
+from tests.conftest import L4_ZERO_TRUST, dev_config
 from tools.mockgraph import Graph, run_stack
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -68,7 +68,8 @@ def test_app_workloads_do_not_wait_for_istio(graph: Graph) -> None:
         assert "kubernetes:core/v1:NamespacePatch" not in waited, workload.name
 
 
-def test_istio_config_waits_for_crds_and_webhook(graph: Graph) -> None:
+def test_istio_config_waits_for_crds_and_webhook() -> None:
+    graph = run_stack(dev_config(security=L4_ZERO_TRUST))
     istio_kinds = [r for r in graph if re.match(r"kubernetes:(networking|security)\.istio\.io/", r.type)]
     assert {r.type.rsplit(":", 1)[1] for r in istio_kinds} == {"Gateway", "VirtualService", "PeerAuthentication",
                                                                "AuthorizationPolicy"}

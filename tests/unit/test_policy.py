@@ -30,7 +30,7 @@ from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from components import versions
-from tests.conftest import REPO, dev_config
+from tests.conftest import L4_ZERO_TRUST, REPO, dev_config, stack_config
 from tools.mockgraph import Graph, run_stack
 
 POLICY_DIR = REPO / "policy"
@@ -487,10 +487,10 @@ def test_dev_stack_passes_every_policy(graph: Graph) -> None:
 ZERO_TRUST_ON = {name: ZERO_TRUST for name in ZERO_TRUST_POLICIES}
 
 
-def test_dev_stack_is_zero_trust_by_the_packs_own_rules(graph: Graph) -> None:
-    """Pulumi.dev.yaml: mTLS STRICT and a default-deny app namespace pass zero trust; without the default deny the
-    namespace as a whole is not covered, and zero trust flags exactly that."""
-    assert run_pack(graph, ZERO_TRUST_ON) == {}
+def test_zero_trust_stack_passes_zero_trust_and_the_tutorial_does_not() -> None:
+    """Pulumi.zero-trust.yaml: mTLS STRICT and a default-deny app namespace pass zero trust; the dev stack (the
+    tutorial: no policy) leaves the namespace as a whole uncovered, and zero trust flags exactly that."""
+    assert run_pack(run_stack(stack_config(REPO / "Pulumi.zero-trust.yaml"), "zero-trust"), ZERO_TRUST_ON) == {}
     found = run_pack(run_stack(dev_config(security={"defaultDeny": False})), ZERO_TRUST_ON)
     assert list(found) == ["zero-trust-authorization-policy"]
     [message] = found["zero-trust-authorization-policy"]
@@ -498,7 +498,7 @@ def test_dev_stack_is_zero_trust_by_the_packs_own_rules(graph: Graph) -> None:
 
 
 def test_sidecar_namespace_is_default_deny_too() -> None:
-    graph = run_stack(dev_config(sidecar={"enabled": True}))
+    graph = run_stack(dev_config(sidecar={"enabled": True}, security=L4_ZERO_TRUST))
     assert run_pack(graph, ZERO_TRUST_ON) == {}
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from components import smoke
 from components.smoke import SmokeCheck, SmokeCheckArgs, smoke_script, smoke_triggers, verify_argv
-from tests.conftest import dev_config
+from tests.conftest import L4_ZERO_TRUST, dev_config
 from tools import verify
 from tools.mockgraph import EchoMocks, RecordingMonitor, Registration
 
@@ -194,14 +194,18 @@ def test_the_real_verify_fails_the_script_without_a_cluster(tmp_path: Path) -> N
 
 # --- from the stack's config --------------------------------------------------------------------------------------
 
-def test_verify_hints_of_the_dev_stack() -> None:
-    assert smoke.verify_hints(dev_config()) == {
-        "context": "kind-ambient",
-        "hostUrl": "http://localhost:8080/productpage",
+def test_verify_hints_of_a_kind_stack() -> None:
+    config = dev_config(cluster={"name": "mesh", "ingressHostPort": 9090}, security=L4_ZERO_TRUST)
+    assert smoke.verify_hints(config) == {
+        "context": "kind-mesh",
+        "hostUrl": "http://localhost:9090/productpage",
         "ingressAddress": "istio-ingressgateway.istio-system",
         "expectDenied": ["notsleep"],
         "waypoint": None,
     }
+    # The tutorial's setting: no policy, nobody denied.
+    assert smoke.verify_hints(dev_config(security={"productpageClients": [], "defaultDeny": False}))[
+        "expectDenied"] == []
 
 
 def test_verify_hints_follow_ingress_cluster_and_waypoint(tmp_path: Path) -> None:
@@ -214,16 +218,16 @@ def test_verify_hints_follow_ingress_cluster_and_waypoint(tmp_path: Path) -> Non
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
     existing = smoke.verify_hints(dev_config(cluster={"provider": "existing", "context": "minikube"}))
     assert existing["context"] == "minikube" and existing["hostUrl"] is None  # no host mapping there
-    waypoint = smoke.verify_hints(dev_config(waypoint={"mode": "namespace", "name": "wp"}))
+    waypoint = smoke.verify_hints(dev_config(waypoint={"mode": "namespace", "name": "wp"}, security=L4_ZERO_TRUST))
     # The waypoint checks the same clients as ztunnel did: notsleep stays denied.
     assert waypoint["waypoint"] == "wp" and waypoint["expectDenied"] == ["notsleep"]
 
 
 def test_args_for_the_stack() -> None:
-    config = dev_config()
+    config = dev_config(cluster={"ingressHostPort": 9090}, security=L4_ZERO_TRUST)
     args = SmokeCheckArgs.for_stack(config, "kc", "default", [])
     assert (args.context, args.host_url, args.ingress_address, args.expect_denied) == (
-        None, "http://localhost:8080/productpage", "istio-ingressgateway.istio-system", ["notsleep"])
+        None, "http://localhost:9090/productpage", "istio-ingressgateway.istio-system", ["notsleep"])
     assert args.triggers == smoke_triggers(config)
     existing = SmokeCheckArgs.for_stack(dev_config(cluster={"provider": "existing", "context": "minikube"}),
                                         "", "default", [])
@@ -237,7 +241,7 @@ def test_wired_at_the_end_of_the_whole_stack() -> None:
     echo = EchoMocks()
     monitor = RecordingMonitor(echo)
     pulumi.runtime.set_mocks(echo, project="ambient-mesh", stack="dev", preview=False, monitor=monitor)
-    config = dev_config()
+    config = dev_config(security=L4_ZERO_TRUST)
     expected: set[str] = set()
 
     @pulumi.runtime.test

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from components.config import StackConfig
-from tests.conftest import dev_config
+from tests.conftest import L4_ZERO_TRUST, dev_config
 from tools.mockgraph import Graph, Registration, run_stack
 
 AUTHZ = "kubernetes:security.istio.io/v1:AuthorizationPolicy"
@@ -23,6 +23,16 @@ ALL_ON: dict[str, dict[str, Any]] = {
     "security": {"defaultDeny": True, "productpageClients": ["ingress", "sleep", "sidecar/sleep"],
                  "l7Clients": ["sleep", "sidecar/sleep"], "l7Methods": ["GET", "HEAD"]},
 }
+
+
+def zero_trust_config(**overrides: dict[str, Any]) -> StackConfig:
+    """The dev stack with the tests' own zero-trust slice under the given overrides (the dev stack has no policy)."""
+    return dev_config(**{**overrides, "security": {**L4_ZERO_TRUST, **overrides.get("security", {})}})
+
+
+@pytest.fixture(scope="module")
+def graph() -> Graph:
+    return run_stack(zero_trust_config())
 
 
 def policies(graph: Graph) -> dict[str, dict[str, Any]]:
@@ -58,7 +68,7 @@ def identities_in_graph(graph: Graph, config: StackConfig) -> set[str]:
     return found
 
 
-def test_dev_defaults_are_zero_trust(graph: Graph) -> None:
+def test_l4_allow_list_and_default_deny(graph: Graph) -> None:
     [mtls] = graph.of_type("kubernetes:security.istio.io/v1:PeerAuthentication")
     assert mtls.inputs["metadata"] == {"name": "default", "namespace": "istio-system"}
     assert mtls.inputs["spec"] == {"mtls": {"mode": "STRICT"}}
@@ -83,7 +93,7 @@ def test_policy_selector_matches_productpage_pods(graph: Graph) -> None:
 
 @pytest.mark.parametrize("overrides", [{}, ALL_ON], ids=["dev", "all-on"])
 def test_every_principal_is_a_workload_of_the_stack(overrides: dict[str, dict[str, Any]]) -> None:
-    config = dev_config(**overrides)
+    config = zero_trust_config(**overrides)
     graph = run_stack(config)
     known = identities_in_graph(graph, config)
     used = set().union(*(principals(spec) for spec in policies(graph).values()))
@@ -98,7 +108,7 @@ def test_permissive_mtls_and_no_l4_policy() -> None:
 
 
 def test_default_deny_keeps_bookinfo_calls_allowed() -> None:
-    graph = run_stack(dev_config(security={"defaultDeny": True}))
+    graph = run_stack(zero_trust_config(security={"defaultDeny": True}))
     specs = policies(graph)
     assert specs["allow-nothing"] == {}
     ns = "cluster.local/ns/default/sa"
@@ -107,13 +117,13 @@ def test_default_deny_keeps_bookinfo_calls_allowed() -> None:
     assert principals(specs["ratings-l4"]) == {f"{ns}/bookinfo-reviews"}
     assert "sleep-l4" not in specs and "notsleep-l4" not in specs
     # Nobody listed for productpage: allow-nothing covers it; no ALLOW rule with an empty principal list.
-    specs = policies(run_stack(dev_config(security={"defaultDeny": True, "productpageClients": []})))
+    specs = policies(run_stack(zero_trust_config(security={"defaultDeny": True, "productpageClients": []})))
     assert "productpage-l4" not in specs and "allow-nothing" in specs
     assert all(principals(spec) for name, spec in specs.items() if name != "allow-nothing")
 
 
 def test_default_deny_covers_the_sidecar_namespace() -> None:
-    graph = run_stack(dev_config(sidecar={"enabled": True}))
+    graph = run_stack(zero_trust_config(sidecar={"enabled": True}))
     deny = {r.inputs["metadata"]["namespace"] for r in graph.of_type(AUTHZ)
             if r.inputs["metadata"]["name"] == "allow-nothing"}
     assert deny == {"default", "sidecar"}
@@ -124,7 +134,7 @@ def test_default_deny_covers_the_sidecar_namespace() -> None:
 
 
 def test_waypoint_gateway_and_namespace_label() -> None:
-    graph = run_stack(dev_config(waypoint={"mode": "namespace"}))
+    graph = run_stack(zero_trust_config(waypoint={"mode": "namespace"}))
     [waypoint] = gateway_api_objects(graph)
     assert waypoint.inputs["spec"] == {"gatewayClassName": "istio-waypoint",
                                        "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}]}
@@ -148,7 +158,7 @@ def test_waypoint_gateway_and_namespace_label() -> None:
 
 
 def test_waypoint_for_listed_services_labels_those_services_after_they_exist() -> None:
-    graph = run_stack(dev_config(waypoint={"mode": "services", "services": ["reviews", "productpage"]}))
+    graph = run_stack(zero_trust_config(waypoint={"mode": "services", "services": ["reviews", "productpage"]}))
     patches = graph.of_type("kubernetes:core/v1:ServicePatch")
     assert {p.inputs["metadata"]["name"] for p in patches} == {"reviews", "productpage"}
     services = {s.inputs["metadata"]["name"]: s.name for s in graph.of_type("kubernetes:core/v1:Service")}
@@ -161,7 +171,7 @@ def test_waypoint_for_listed_services_labels_those_services_after_they_exist() -
 
 
 def test_l7_policy_at_the_waypoint() -> None:
-    graph = run_stack(dev_config(waypoint={"mode": "services", "services": ["productpage"]},
+    graph = run_stack(zero_trust_config(waypoint={"mode": "services", "services": ["productpage"]},
                                  security={"l7Clients": ["sleep"], "l7Methods": ["GET"]}))
     spec = policies(graph)["productpage-l7"]
     # ALLOW policies add up: a second, method-free rule on productpage would undo the L7 restriction.
@@ -179,7 +189,7 @@ def test_l7_policy_at_the_waypoint() -> None:
 
 
 def test_sidecar_namespace() -> None:
-    graph = run_stack(dev_config(sidecar={"enabled": True}))
+    graph = run_stack(zero_trust_config(sidecar={"enabled": True}))
     [namespace] = [n for n in graph.of_type("kubernetes:core/v1:Namespace")
                    if n.inputs["metadata"]["name"] == "sidecar"]
     assert namespace.inputs["metadata"]["labels"] == {"istio-injection": "enabled"}
@@ -194,7 +204,7 @@ def test_sidecar_namespace() -> None:
 
 
 def test_gateway_api_ingress() -> None:
-    config = dev_config(app={"ingress": "gateway-api"})
+    config = zero_trust_config(app={"ingress": "gateway-api"})
     graph = run_stack(config)
     assert "istio-ingressgateway" not in {r.inputs["name"] for r in graph.of_type(RELEASE)}
     assert not [r for r in graph if r.type.startswith("kubernetes:networking.istio.io/")]
@@ -207,7 +217,7 @@ def test_gateway_api_ingress() -> None:
     assert route.inputs["spec"]["parentRefs"] == [{"name": gateway.inputs["metadata"]["name"]}]
     [rule] = route.inputs["spec"]["rules"]
     # The same five paths as the Istio VirtualService.
-    istio_vs = run_stack(dev_config()).of_type("kubernetes:networking.istio.io/v1:VirtualService")[0]
+    istio_vs = run_stack(zero_trust_config()).of_type("kubernetes:networking.istio.io/v1:VirtualService")[0]
     vs_paths = [next(iter(m["uri"].items())) for m in istio_vs.inputs["spec"]["http"][0]["match"]]
     types = {"exact": "Exact", "prefix": "PathPrefix"}
     assert [(m["path"]["type"], m["path"]["value"]) for m in rule["matches"]] == [(types[k], v) for k, v in vs_paths]
@@ -223,7 +233,7 @@ def test_gateway_api_ingress() -> None:
 
 
 def test_all_switches_together_never_delay_the_app() -> None:
-    graph = run_stack(dev_config(**ALL_ON))
+    graph = run_stack(zero_trust_config(**ALL_ON))
     app = [r for r in graph if r.type in WORKLOADS and r.inputs["metadata"]["namespace"] == "default"
            and not r.name.startswith("ingress-")]
     assert len(app) == 20

@@ -1,0 +1,122 @@
+"""Every stack file the repository ships: the dev stack is the tutorial, the zero-trust stack denies what it says.
+
+Who may call whom is read from the AuthorizationPolicies the program registers (tests/authz.py), not from the
+program's own policy functions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from components.config import SECTIONS, read_stack_file
+from tests import authz
+from tests.conftest import DEV_STACK_FILE, L4_ZERO_TRUST, REPO, STACK_FILES, dev_config, stack_config, stack_name
+from tools.mockgraph import Graph, run_stack
+
+ZERO_TRUST_STACK_FILE = REPO / "Pulumi.zero-trust.yaml"
+TUTORIAL_CLIENTS = ("sleep", "notsleep")
+
+
+def graph_of(stack_file: Path) -> Graph:
+    return run_stack(stack_config(stack_file), stack_name(stack_file))
+
+
+@pytest.fixture(scope="module")
+def dev_graph() -> Graph:
+    return graph_of(DEV_STACK_FILE)
+
+
+@pytest.fixture(scope="module")
+def zero_trust_graph() -> Graph:
+    return graph_of(ZERO_TRUST_STACK_FILE)
+
+
+def test_the_repository_ships_the_dev_and_zero_trust_stacks() -> None:
+    assert DEV_STACK_FILE in STACK_FILES and ZERO_TRUST_STACK_FILE in STACK_FILES
+
+
+@pytest.mark.parametrize("stack_file", STACK_FILES, ids=stack_name)
+def test_stack_file_sets_every_key_explicitly(stack_file: Path) -> None:
+    raw = read_stack_file(stack_file)
+    assert set(raw) == set(SECTIONS)
+    for section, keys in SECTIONS.items():
+        # kubeconfig/context only make sense for provider existing.
+        expected = set(keys) - ({"kubeconfig", "context"} if raw["cluster"]["provider"] == "kind" else set())
+        assert set(raw[section]) == expected, (stack_file.name, section)
+
+
+@pytest.mark.parametrize("stack_file", STACK_FILES, ids=stack_name)
+def test_stack_file_builds_a_whole_graph(stack_file: Path) -> None:
+    graph = graph_of(stack_file)
+    assert graph.of_type(authz.DEPLOYMENT) and "tryIt" in graph.outputs
+
+
+def test_stacks_can_run_side_by_side() -> None:
+    """Each kind stack has its own cluster name and host port, so two can run on one laptop."""
+    kind = [stack_config(f).cluster for f in STACK_FILES if stack_config(f).cluster.provider == "kind"]
+    assert len({c.name for c in kind}) == len(kind)
+    assert len({c.ingress_host_port for c in kind}) == len(kind)
+
+
+# --- dev: the tutorial ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("client", TUTORIAL_CLIENTS)
+def test_dev_lets_both_tutorial_clients_reach_productpage(dev_graph: Graph, client: str) -> None:
+    namespace = stack_config(DEV_STACK_FILE).app.namespace
+    assert authz.request(dev_graph, namespace, client, "productpage") == authz.Verdict(True)
+
+
+def test_dev_has_no_authorization_policy_as_in_the_tutorial(dev_graph: Graph) -> None:
+    assert dev_graph.of_type(authz.AUTHZ) == []
+
+
+def test_dev_verify_expects_no_denial(dev_graph: Graph) -> None:
+    assert dev_graph.outputs["verify"]["expectDenied"] == []
+
+
+def test_the_reader_sees_a_denial_when_the_dev_stack_denies_notsleep_again() -> None:
+    """The checks above bite: the same dev stack with the tests' own allow-list denies notsleep."""
+    graph = run_stack(dev_config(security=L4_ZERO_TRUST))
+    namespace = graph.outputs["appNamespace"]
+    assert authz.request(graph, namespace, "notsleep", "productpage") == authz.Verdict(False, "ztunnel")
+    assert authz.request(graph, namespace, "sleep", "productpage").allowed
+
+
+# --- zero trust -------------------------------------------------------------------------------------------------
+
+def test_zero_trust_denies_notsleep(zero_trust_graph: Graph) -> None:
+    config = stack_config(ZERO_TRUST_STACK_FILE)
+    namespace = config.app.namespace
+    verdict = authz.request(zero_trust_graph, namespace, "notsleep", "productpage")
+    assert not verdict.allowed
+    assert zero_trust_graph.outputs["verify"]["expectDenied"] == ["notsleep"]
+    assert authz.request(zero_trust_graph, namespace, "sleep", "productpage").allowed
+
+
+def test_zero_trust_denies_at_l4_where_no_waypoint_serves(zero_trust_graph: Graph) -> None:
+    """Default deny at ztunnel: notsleep may not call details (only productpage may): curl exit 56."""
+    namespace = stack_config(ZERO_TRUST_STACK_FILE).app.namespace
+    assert authz.waypoint_of(zero_trust_graph, "details", namespace) is None
+    assert authz.request(zero_trust_graph, namespace, "notsleep", "details") == authz.Verdict(False, "ztunnel")
+    assert authz.request(zero_trust_graph, namespace, "bookinfo-productpage", "details").allowed
+
+
+def test_zero_trust_l7_rule_sits_on_the_waypoint(zero_trust_graph: Graph) -> None:
+    config = stack_config(ZERO_TRUST_STACK_FILE)
+    namespace = config.app.namespace
+    assert authz.waypoint_of(zero_trust_graph, "productpage", namespace) == config.waypoint.name
+    l7 = [p for p in authz.at_waypoint(zero_trust_graph, namespace, "productpage")
+          if any("methods" in to.get("operation", {}) for r in p.get("rules", []) for to in r.get("to", []))]
+    assert l7, "no L7 rule attached to productpage's waypoint"
+    assert authz.request(zero_trust_graph, namespace, "sleep", "productpage", "GET").allowed
+    assert authz.request(zero_trust_graph, namespace, "sleep", "productpage", "DELETE") == \
+        authz.Verdict(False, "waypoint")
+    assert authz.request(zero_trust_graph, namespace, "notsleep", "productpage") == authz.Verdict(False, "waypoint")
+
+
+def test_zero_trust_is_strict_mtls(zero_trust_graph: Graph) -> None:
+    [mtls] = [r for r in zero_trust_graph if r.type.endswith(":PeerAuthentication")]
+    assert mtls.inputs["metadata"]["namespace"] == authz.ROOT_NAMESPACE
+    assert mtls.inputs["spec"]["mtls"]["mode"] == "STRICT"
