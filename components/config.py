@@ -114,7 +114,7 @@ class SecurityConfig:
     mtls: MtlsMode = "strict"
     # Identities allowed to reach productpage, enforced by ztunnel (L4): `ingress`, a ServiceAccount of the app
     # namespace (`sleep`), or `<namespace>/<serviceaccount>`. Empty: no L4 policy.
-    productpage_clients: tuple[str, ...] = ("ingress", "sleep")
+    productpage_clients: tuple[str, ...] = ()
     default_deny: bool = False
     # L7 rule enforced by the waypoint: these identities, these HTTP methods. Empty: no L7 policy.
     l7_clients: tuple[str, ...] = ()

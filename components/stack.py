@@ -25,7 +25,7 @@ from components.istio import ISTIO_NAMESPACE, IstioAmbient, IstioArgs
 from components.namespace import AmbientEnrolment, AmbientEnrolmentArgs, AppNamespace, AppNamespaceArgs
 from components.security import MeshSecurity, MeshSecurityArgs
 from components.sidecar import SidecarNamespace, SidecarNamespaceArgs
-from components.smoke import SmokeCheck, SmokeCheckArgs, in_cluster_ingress, verify_hints
+from components.smoke import SmokeCheck, SmokeCheckArgs, expected_denied, in_cluster_ingress, verify_hints
 from components.waypoint import Waypoint, WaypointArgs
 
 
@@ -92,32 +92,63 @@ def kubectl(config: StackConfig) -> str:
     return f"kubectl --context {context}" if context else "kubectl"
 
 
-def try_it(config: StackConfig) -> dict[str, str]:
-    """The tutorial's checks, ready to paste."""
-    k, ns = kubectl(config), config.app.namespace
-    title = "grep -o '<title>.*</title>'"
-    commands = {
-        "fromSleep": f"{k} exec -n {ns} deploy/sleep -- curl -s http://productpage:9080/ | {title}",
-        "fromNotsleep": f"{k} exec -n {ns} deploy/notsleep -- curl -s http://productpage:9080/ | {title}",
-        "ztunnelLogs": f"{k} logs -n {ISTIO_NAMESPACE} -l app=ztunnel --tail 20",
-    }
+TITLE = 'grep -o "<title>.*</title>"'
+
+
+def try_it(config: StackConfig) -> list[str]:
+    """The tutorial's own checks, verbatim but for the kubectl context (and namespace), in the tutorial's order."""
+    k = kubectl(config)
+    ns = config.app.namespace
+    app = k if ns == "default" else f"{k} -n {ns}"
+
+    def curl(client: str, url: str) -> str:
+        return f"{app} exec deploy/{client} -- curl -s {url} | {TITLE}"
+
+    commands = [f"{k} get nodes -o wide", f"{k} get pods -n {ISTIO_NAMESPACE}"]
+    ingress = in_cluster_ingress(config)
+    if ingress is not None:
+        commands.append(curl("sleep", f"http://{ingress}/productpage"))
+    commands += [
+        curl("sleep", "http://productpage:9080/"),
+        curl("notsleep", "http://productpage:9080/"),
+        # The tutorial's spacing, kept as written.
+        f"for i in {{1..10}}; do   {curl('notsleep', 'http://productpage:9080/')};   sleep 1; done",
+        f"{k} logs -n {ISTIO_NAMESPACE} -l app=ztunnel",
+    ]
+    return commands
+
+
+def more_checks(config: StackConfig) -> dict[str, str]:
+    """Checks beyond the tutorial: from this machine, the sidecar namespace, and what zero trust denies."""
+    k = kubectl(config)
+    ns = config.app.namespace
+    app = k if ns == "default" else f"{k} -n {ns}"
+    commands: dict[str, str] = {}
     url = ingress_url(config)
     if url is not None:
-        commands["viaIngress"] = f"curl -s {url} | {title}"
-        commands["fromSleepViaIngress"] = (f"{k} exec -n {ns} deploy/sleep -- curl -s "
-                                           f"http://{in_cluster_ingress(config)}/productpage | {title}")
-        commands["loop"] = f"for i in $(seq 1 20); do curl -s {url} | {title}; sleep 1; done"
+        commands["viaHost"] = f"curl -s {url} | {TITLE}"
         gateway = ingress_gateway(config)
         if config.cluster.provider == "existing" and gateway is not None:
             commands["portForward"] = (f"{k} port-forward -n {gateway[0]} svc/{gateway[1]} "
                                        f"{config.cluster.ingress_host_port}:80")
     if config.sidecar.enabled:
         commands["fromSidecar"] = (f"{k} exec -n {config.sidecar.namespace} deploy/{SIDECAR_CLIENT} -c "
-                                   f"{SIDECAR_CLIENT} -- curl -s http://productpage.{ns}:9080/ | {title}")
+                                   f"{SIDECAR_CLIENT} -- curl -s http://productpage.{ns}:9080/ | {TITLE}")
+    status = "curl -s -o /dev/null -w '%{http_code}\\n'"
+    for client in expected_denied(config):
+        where = ("403 from the waypoint (RBAC: access denied)" if config.waypoint.covers("productpage")
+                 else "exit 56: ztunnel resets the connection")
+        commands[f"{client}Denied"] = (f"{app} exec deploy/{client} -- {status} http://productpage:9080/; "
+                                       f"echo \"exit $?\"  # {where}")
+    if config.security.default_deny and not config.waypoint.covers("details"):
+        # Only productpage may call details: any other caller is refused at L4.
+        commands["deniedAtL4"] = (f"{app} exec deploy/notsleep -- curl -s http://details:9080/details/0; "
+                                  "echo \"exit $?\"  # exit 56: ztunnel resets the connection (default deny)")
     if config.security.l7_clients:
-        commands["l7DeleteDenied"] = (f"{k} exec -n {ns} deploy/sleep -- curl -s -o /dev/null -w '%{{http_code}}\\n' "
-                                      "-X DELETE http://productpage:9080/  # 403: only "
-                                      + "/".join(config.security.l7_methods) + " is allowed")
+        methods = "/".join(config.security.l7_methods)
+        client = config.security.l7_clients[0]
+        commands["deniedAtL7"] = (f"{app} exec deploy/{client} -- {status} -X DELETE http://productpage:9080/  "
+                                  f"# 403 from the waypoint: only {methods} is allowed")
     return commands
 
 
@@ -130,6 +161,7 @@ def stack_outputs(stack: AmbientMeshStack) -> dict[str, Any]:
         "istioVersion": config.istio.version,
         "appNamespace": stack.namespace.name,
         "tryIt": try_it(config),
+        "moreChecks": more_checks(config),
         # What `make verify` should expect of this configuration (denied clients, waypoint, ingress address).
         "verify": verify_hints(config),
     }

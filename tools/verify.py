@@ -6,13 +6,16 @@ Each check prints PASS, FAIL or SKIP with the evidence it saw; the exit code is 
   ambient-label     the app namespace carries istio.io/dataplane-mode=ambient
   curl:<client>     `kubectl exec deploy/<client> -- curl productpage:9080/productpage` shows the Bookinfo title
                     (or, for a client named by --expect-denied, is refused while the others get through)
+  loop:notsleep     the tutorial's loop: ten requests from notsleep to productpage:9080/ all show the title
+                    (unless policy denies notsleep)
   ingress:in-cluster  sleep reaches productpage through the ingress gateway's in-cluster address
   ingress:host      the host reaches productpage through the ingress URL (kind maps it to the gateway)
-  ztunnel:hbone     the ztunnel logs show the requests just made: inbound CONNECT to productpage's pod on 9080,
-                    outbound through an HBONE tunnel on 15008
+  ztunnel:hbone     the ztunnel logs show the requests just made, for each client policy lets through (notsleep's
+                    included, as in the tutorial): inbound CONNECT to productpage's pod on 9080, outbound through
+                    an HBONE tunnel on 15008
   waypoint          (with --waypoint) the requests went through the waypoint
 
-`--core` runs only the first four kinds (the in-stack smoke check). Everything that touches the cluster goes
+`--core` runs only the checks before ztunnel:hbone (the in-stack smoke check). Everything that touches the cluster goes
 through one `Runner` (subprocess, HTTP, sleep) so that tests replay recorded outputs instead.
 
 Standard library only: the smoke check runs this module with whatever `python3` the machine has.
@@ -43,6 +46,10 @@ PRODUCTPAGE = "productpage"
 PRODUCTPAGE_PORT = 9080
 HBONE_PORT = 15008
 CLIENTS = ("sleep", "notsleep")
+# The tutorial's loop: `for i in {1..10}; do kubectl exec deploy/notsleep -- curl -s http://productpage:9080/ ...`.
+LOOP_CLIENT = "notsleep"
+LOOP_URL = "http://productpage:9080/"
+LOOP_REQUESTS = 10
 # Pod name prefixes (Deployment/DaemonSet names) that must exist, besides "every pod Ready".
 ISTIO_WORKLOADS = ("istiod", "ztunnel", "istio-cni-node")
 APP_WORKLOADS = ("productpage-v1", "details-v1", "ratings-v1", "reviews-v1", "reviews-v2", "reviews-v3",
@@ -480,8 +487,9 @@ class Verifier:
             (f"pods-ready:{s.namespace}", lambda: self.check_pods(s.namespace, self.app_workloads())),
             ("ambient-label", self.check_label),
         ]
-        clients = CLIENTS if not s.core else tuple(c for c in CLIENTS if c == "sleep" or c in s.expect_denied)
-        steps += [(f"curl:{c}", lambda c=c: self.check_client(c)) for c in clients]  # type: ignore[misc]
+        steps += [(f"curl:{c}", lambda c=c: self.check_client(c)) for c in CLIENTS]  # type: ignore[misc]
+        if LOOP_CLIENT not in s.expect_denied:
+            steps.append((f"loop:{LOOP_CLIENT}", self.check_loop))
         steps.append(("ingress:in-cluster", self.check_ingress_in_cluster))
         steps.append(("ingress:host", self.check_ingress_host))
         if not s.core:
@@ -631,6 +639,20 @@ class Verifier:
                 "ztunnel logs). HTTP 403 `RBAC: access denied`: the waypoint's L7 policy.")
         return Check("", "fail", f"{client} did not get the Bookinfo title from productpage", evidence, hint)
 
+    def check_loop(self) -> Check:
+        outcomes = [self.curl(LOOP_CLIENT, LOOP_URL) for _ in range(LOOP_REQUESTS)]
+        titles = sum(1 for o in outcomes if o.has_title)
+        evidence = [f"kubectl exec deploy/{LOOP_CLIENT} -- curl -s {LOOP_URL}, {LOOP_REQUESTS} times: "
+                    f"{titles} titles"]
+        evidence += [f"e.g. {o.describe()}" for o in outcomes if not o.has_title][:1]
+        if titles == LOOP_REQUESTS:
+            return Check("", "pass", f"all {LOOP_REQUESTS} requests of the tutorial's loop show the Bookinfo title",
+                         evidence)
+        return Check("", "fail", f"{LOOP_REQUESTS - titles} of {LOOP_REQUESTS} requests from {LOOP_CLIENT} did not "
+                     "show the title", evidence,
+                     "Failures while pods start are normal: wait for pods-ready and run again. Exit 56 on every "
+                     "request: an AuthorizationPolicy denies notsleep.")
+
     def check_ingress_in_cluster(self) -> Check:
         address = self.settings.ingress_address
         if not address:
@@ -725,6 +747,11 @@ class Verifier:
         for label, group in (("inbound", found.inbound), ("outbound", found.outbound)):
             if group:
                 evidence.append(f"e.g. {label}: {group[0].describe()}")
+        # Each client that policy lets through must show its own tunnel: the tutorial shows notsleep's.
+        per_client = {c: hbone_evidence(events, targets, ips, waypoints) for c, ips in clients.items()
+                      if c not in self.settings.expect_denied and ips}
+        evidence += [f"{c}: inbound {len(e.inbound)}, outbound {len(e.outbound)}" for c, e in per_client.items()]
+        lacking = [c for c, e in per_client.items() if not e.ok]
         if found.rejected:
             who = sorted({names.get(e.src_ip or "", e.src_ip or "?") for e in found.rejected})
             example = sorted(found.rejected, key=lambda e: e.direction != "inbound")[0]
@@ -733,9 +760,14 @@ class Verifier:
         if not targets:
             return Check("", "fail", "no productpage pod IP to look for", evidence,
                          "productpage has no running pod: see pods-ready.")
+        if found.ok and not lacking:
+            return Check("", "pass", "ztunnel carried the requests of " + ", ".join(per_client or clients)
+                         + f": inbound CONNECT to productpage, outbound through HBONE on {HBONE_PORT}", evidence)
         if found.ok:
-            return Check("", "pass", "ztunnel carried the requests: inbound CONNECT to productpage, outbound "
-                         f"through HBONE on {HBONE_PORT}", evidence)
+            return Check("", "fail", f"no HBONE connection of {', '.join(lacking)} for productpage in the ztunnel "
+                         "logs", evidence,
+                         "Its requests may have been made before the logs were read: run verify again. `kubectl "
+                         "logs -n istio-system -l app=ztunnel --tail 50` shows what ztunnel did.")
         missing = [d for d, group in (("inbound", found.inbound), ("outbound", found.outbound)) if not group]
         return Check("", "fail", f"no {' and no '.join(missing)} HBONE connection for productpage in the ztunnel "
                      "logs", evidence,
@@ -825,12 +857,6 @@ def stack_outputs(runner: Runner, stack: str | None) -> dict[str, Any] | None:
     return outputs if isinstance(outputs, dict) else None
 
 
-def _from_try_it(outputs: dict[str, Any], key: str, pattern: str) -> str | None:
-    command = (outputs.get("tryIt") or {}).get(key) or ""
-    match = re.search(pattern, command)
-    return match.group(1) if match else None
-
-
 @contextmanager
 def kubeconfig_file(content: str) -> Iterator[str]:
     """The kubeconfig in a file only this user can read, removed afterwards."""
@@ -866,12 +892,10 @@ def build_settings(args: argparse.Namespace, outputs: dict[str, Any] | None) -> 
     elif "ingressAddress" in hints:
         ingress = hints["ingressAddress"] or None
     elif outputs:
-        in_cluster = _from_try_it(outputs, "fromSleepViaIngress", r"curl -s (https?://\S+)")
-        ingress = in_cluster or (DEFAULT_INGRESS_ADDRESS if outputs.get("ingressUrl") else None)
+        ingress = DEFAULT_INGRESS_ADDRESS if outputs.get("ingressUrl") else None
     else:
         ingress = DEFAULT_INGRESS_ADDRESS
-    context = (args.context or hints.get("context")
-               or (_from_try_it(outputs, "fromSleep", r"--context (\S+)") if outputs else None))
+    context = args.context or hints.get("context")
     settings = Settings(
         namespace=args.namespace or outputs.get("appNamespace") or "default",
         kubeconfig=args.kubeconfig,

@@ -120,3 +120,38 @@ def test_zero_trust_is_strict_mtls(zero_trust_graph: Graph) -> None:
     [mtls] = [r for r in zero_trust_graph if r.type.endswith(":PeerAuthentication")]
     assert mtls.inputs["metadata"]["namespace"] == authz.ROOT_NAMESPACE
     assert mtls.inputs["spec"]["mtls"]["mode"] == "STRICT"
+
+
+# --- tryIt: the tutorial's own commands -----------------------------------------------------------------------
+
+TUTORIAL = Path(__file__).parent / "fixtures" / "tutorial-commands.sh"
+# What the stack itself does (creates, installs, applies, labels); every other tutorial command is a check.
+DONE_BY_THE_STACK = ("kind create", "istioctl install", "kubectl apply", "kubectl label")
+
+
+def tutorial_checks() -> list[str]:
+    lines = [line for line in TUTORIAL.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")]
+    return [line for line in lines if not line.startswith(DONE_BY_THE_STACK)]
+
+
+def test_try_it_is_the_tutorials_checks_in_order(dev_graph: Graph) -> None:
+    config = stack_config(DEV_STACK_FILE)
+    context = f"kubectl --context kind-{config.cluster.name} "
+    commands = dev_graph.outputs["tryIt"]
+    assert all(context in command for command in commands)
+    assert [command.replace(context, "kubectl ") for command in commands] == tutorial_checks()
+
+
+def test_try_it_names_a_non_default_namespace() -> None:
+    commands = run_stack(dev_config(app={"namespace": "bookinfo"})).outputs["tryIt"]
+    exec_commands = [c for c in commands if " exec " in c]
+    assert exec_commands and all(" -n bookinfo exec " in c for c in exec_commands)
+
+
+def test_zero_trust_shows_each_denial(zero_trust_graph: Graph) -> None:
+    checks = zero_trust_graph.outputs["moreChecks"]
+    assert "exit 56" in checks["deniedAtL4"] and "deploy/notsleep" in checks["deniedAtL4"]
+    assert "403" in checks["deniedAtL7"] and "-X DELETE" in checks["deniedAtL7"]
+    assert "403" in checks["notsleepDenied"]
+    assert not {"notsleepDenied", "deniedAtL4", "deniedAtL7"} & set(run_stack(stack_config(DEV_STACK_FILE)).outputs[
+        "moreChecks"])

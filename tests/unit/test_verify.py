@@ -90,7 +90,7 @@ def test_structured_access_log_with_policy_rejections_and_plain_tcp() -> None:
 
 def test_lines_without_kubectl_prefix_and_debug_opened_lines() -> None:
     waypoint = parse_ztunnel_logs(log("1.31-waypoint"))
-    assert len(waypoint) == 2  # the debug "connection opened" line is not counted twice
+    assert len(waypoint) == 3  # the debug "connection opened" line is not counted twice
     legacy = parse_ztunnel_logs(log("1.19-waypoint"))
     assert [e.pod for e in legacy] == [None, None]
     assert legacy[0].via == f"{WAYPOINT_IP}:15008" and legacy[0].target == "10.96.141.27:9080"
@@ -104,7 +104,7 @@ def test_ipv6_addresses_are_split() -> None:
         "fd00:10:244::4", "fd00:10:244::8", 9080, 15008)
 
 
-@pytest.mark.parametrize("fixture", ["1.18", "1.20", "1.22", "1.26-denied"])
+@pytest.mark.parametrize("fixture", ["1.18", "1.20", "1.22", "1.26-denied", "1.31"])
 def test_every_format_proves_inbound_and_outbound_hbone(fixture: str) -> None:
     found = hbone_evidence(parse_ztunnel_logs(log(fixture)), [PRODUCTPAGE_IP], CLIENT_IPS)
     assert found.ok
@@ -136,11 +136,11 @@ def test_rejected_connections_are_kept_apart() -> None:
     assert len(found.rejected) == 2 and {e.src_ip for e in found.rejected} == {NOTSLEEP_IP}
 
 
-@pytest.mark.parametrize("fixture", ["1.31-waypoint", "1.19-waypoint"])
-def test_waypoint_traversal_in_both_formats(fixture: str) -> None:
+@pytest.mark.parametrize(("fixture", "clients"), [("1.31-waypoint", 2), ("1.19-waypoint", 1)])
+def test_waypoint_traversal_in_both_formats(fixture: str, clients: int) -> None:
     events = parse_ztunnel_logs(log(fixture))
     found = hbone_evidence(events, [PRODUCTPAGE_IP], CLIENT_IPS, [WAYPOINT_IP])
-    assert found.ok and len(found.through_waypoint) == 1
+    assert found.ok and len(found.through_waypoint) == clients
     assert found.inbound[0].src_ip == WAYPOINT_IP
     without = hbone_evidence(events, [PRODUCTPAGE_IP], CLIENT_IPS)
     assert not without.outbound and not without.inbound  # unknown waypoint: neither hop counts
@@ -211,6 +211,7 @@ class FakeCluster:
     curls: dict[tuple[str, str], list[Result]] = field(default_factory=lambda: {
         ("sleep", PRODUCTPAGE_URL): [curl_ok()],
         ("notsleep", PRODUCTPAGE_URL): [curl_ok()],
+        ("notsleep", verify.LOOP_URL): [curl_ok()],
         ("sleep", INGRESS_URL): [curl_ok()],
     })
     host: list[HttpResult] = field(default_factory=lambda: [HttpResult(HOST_URL, 200, TITLE_PAGE)])
@@ -299,7 +300,7 @@ def run_verify(tmp_path: Path) -> Iterator[Any]:
 
 
 ALL_CHECKS = ["pods-ready:istio-system", "pods-ready:default", "ambient-label", "curl:sleep", "curl:notsleep",
-              "ingress:in-cluster", "ingress:host", "ztunnel:hbone"]
+              "loop:notsleep", "ingress:in-cluster", "ingress:host", "ztunnel:hbone"]
 
 
 # --- the whole flow ------------------------------------------------------------------------------------------
@@ -309,7 +310,7 @@ def test_all_checks_pass_on_a_healthy_mesh(run_verify: Any) -> None:
     run = run_verify(cluster)
     assert run.code == 0 and run.report["ok"] and run.report["failed"] == []
     assert list(run.status()) == ALL_CHECKS and set(run.status().values()) == {"pass"}
-    assert "verify: OK - 8 of 8 checks" in run.output
+    assert f"verify: OK - {len(ALL_CHECKS)} of {len(ALL_CHECKS)} checks" in run.output
     for name in ALL_CHECKS:
         assert f"PASS {name}:" in run.output
     assert run.output.count("8/8 pods Ready") == 2
@@ -328,7 +329,10 @@ def test_the_curl_commands_are_the_tutorials(run_verify: Any) -> None:
     run_verify(cluster)
     execs = cluster.kubectl_calls("exec")
     assert {(c[c.index("-n") + 2], c[-1]) for c in execs} == {
-        ("deploy/sleep", PRODUCTPAGE_URL), ("deploy/notsleep", PRODUCTPAGE_URL), ("deploy/sleep", INGRESS_URL)}
+        ("deploy/sleep", PRODUCTPAGE_URL), ("deploy/notsleep", PRODUCTPAGE_URL), ("deploy/sleep", INGRESS_URL),
+        ("deploy/notsleep", "http://productpage:9080/")}
+    # the tutorial's loop: ten requests from notsleep
+    assert sum(1 for c in execs if c[-1] == "http://productpage:9080/") == 10
     assert all(c[c.index("--") + 1] == "curl" for c in execs)
     assert ("GET", HOST_URL) in cluster.calls
 
@@ -343,7 +347,7 @@ def test_a_pod_that_is_not_ready_fails_with_its_reason(run_verify: Any) -> None:
     assert check["summary"] == "1 of 8 pods not Ready" and check["attempts"] == 3  # waited 10 s, every 5 s
     assert any("ztunnel-4fzqk" in e and "CrashLoopBackOff" in e for e in check["evidence"])
     assert "FAIL pods-ready:istio-system" in run.output and "hint: `kubectl get pods -n istio-system`" in run.output
-    assert "verify: FAILED - 1 of 8 checks failed: pods-ready:istio-system" in run.output
+    assert f"verify: FAILED - 1 of {len(ALL_CHECKS)} checks failed: pods-ready:istio-system" in run.output
 
 
 def test_pods_that_become_ready_while_waiting_pass() -> None:
@@ -521,9 +525,23 @@ def test_ztunnel_logs_with_only_inbound_fail(run_verify: Any) -> None:
     assert run.check("ztunnel:hbone")["summary"].startswith("no outbound HBONE connection")
 
 
-@pytest.mark.parametrize("fixture", ["1.18", "1.20", "1.22"])
+@pytest.mark.parametrize("fixture", ["1.18", "1.22", "1.31"])
 def test_the_whole_flow_reads_each_log_format(run_verify: Any, fixture: str) -> None:
     assert run_verify(FakeCluster(ztunnel_log=log(fixture))).code == 0
+
+
+def test_notsleeps_own_tunnel_is_required_unless_policy_denies_it(run_verify: Any) -> None:
+    """The tutorial's last step: notsleep's requests tunnelled over HBONE. sleep's alone do not prove it."""
+    sleep_only = "\n".join(line for line in log("1.31").splitlines() if "notsleep" not in line)
+    run = run_verify(FakeCluster(ztunnel_log=sleep_only), "--attempts", "1")
+    assert run.report["failed"] == ["ztunnel:hbone"]
+    assert run.check("ztunnel:hbone")["summary"].startswith("no HBONE connection of notsleep")
+    # the 1.20 log: notsleep refused by policy, as a zero-trust stack expects
+    denied = FakeCluster(ztunnel_log=log("1.20"))
+    denied.curls[("notsleep", PRODUCTPAGE_URL)] = [RESET]
+    run = run_verify(denied, "--expect-denied", "notsleep")
+    assert run.code == 0, run.output
+    assert "loop:notsleep" not in run.status()
 
 
 def test_waypoint_traversal_passes(run_verify: Any) -> None:
@@ -533,7 +551,7 @@ def test_waypoint_traversal_passes(run_verify: Any) -> None:
     assert run.code == 0, run.output
     assert list(run.status())[-1] == "waypoint"
     evidence = run.check("waypoint")["evidence"]
-    assert "ztunnel outbound to the waypoint on 15008: 1" in evidence
+    assert "ztunnel outbound to the waypoint on 15008: 2" in evidence  # sleep's and notsleep's
     assert "ztunnel inbound to productpage from the waypoint: 1" in evidence
 
 
@@ -582,8 +600,7 @@ def test_core_mode_runs_only_the_core_checks(run_verify: Any) -> None:
     cluster = FakeCluster(ztunnel_log="")  # would fail if read
     run = run_verify(cluster, "--core")
     assert run.code == 0
-    assert list(run.status()) == ["pods-ready:istio-system", "pods-ready:default", "ambient-label", "curl:sleep",
-                                  "ingress:in-cluster", "ingress:host"]
+    assert list(run.status()) == [name for name in ALL_CHECKS if name != "ztunnel:hbone"]
     assert not cluster.kubectl_calls("logs")
     denied = FakeCluster()
     denied.curls[("notsleep", PRODUCTPAGE_URL)] = [RESET]
@@ -627,10 +644,8 @@ def outputs(**extra: Any) -> Result:
         "kubeconfig": KIND_KUBECONFIG,
         "appNamespace": "default",
         "ingressUrl": HOST_URL,
-        "tryIt": {"fromSleep": "kubectl --context kind-ambient exec -n default deploy/sleep -- curl -s "
-                               "http://productpage:9080/ | grep -o '<title>.*</title>'",
-                  "fromSleepViaIngress": "kubectl --context kind-ambient exec -n default deploy/sleep -- curl -s "
-                                         f"{INGRESS_URL} | grep -o '<title>.*</title>'"},
+        "verify": {"context": "kind-ambient", "hostUrl": HOST_URL, "ingressAddress": INGRESS_URL,
+                   "expectDenied": [], "waypoint": None},
         **extra,
     }
     return Result((), 0, json.dumps(values))
@@ -663,7 +678,7 @@ def test_flags_win_over_stack_outputs() -> None:
 
 
 def test_a_stack_without_ingress_skips_the_ingress_checks() -> None:
-    cluster = FakeCluster(pulumi=outputs(ingressUrl=None, tryIt={}))
+    cluster = FakeCluster(pulumi=outputs(ingressUrl=None, verify={"ingressAddress": None, "hostUrl": None}))
     cluster.pods["istio-system"] = [p for p in istio_pods() if "ingressgateway" not in p["metadata"]["name"]]
     args = verify.parse_args([])
     settings, _ = verify.build_settings(args, json.loads(cluster.pulumi.stdout))
@@ -682,7 +697,7 @@ def test_a_verify_output_object_sets_what_the_stack_expects() -> None:
     assert settings.expect_denied == ("sleep",) and settings.ingress_address is None and settings.host_url is None
     # an existing cluster has no host mapping: the stack says so with hostUrl null, whatever ingressUrl says
     settings, _ = verify.build_settings(verify.parse_args([]), json.loads(outputs(verify={"hostUrl": None}).stdout))
-    assert settings.host_url is None and settings.ingress_address == INGRESS_URL  # read from tryIt
+    assert settings.host_url is None and settings.ingress_address == verify.DEFAULT_INGRESS_ADDRESS
     settings, _ = verify.build_settings(verify.parse_args([]), json.loads(outputs().stdout))
     assert settings.host_url == HOST_URL
 
