@@ -297,7 +297,7 @@ def _parse_cluster(s: _Section) -> ClusterConfig:
 
 def _parse_istio(s: _Section) -> IstioConfig:
     d = IstioConfig()
-    version = s.string("version", d.version, _SEMVER, "an Istio release as x.y.z, e.g. 1.31.1")
+    version = s.string("version", d.version, _SEMVER, f"an Istio release as x.y.z, e.g. {versions.ISTIO_VERSION}")
     repository = s.string("repository", d.repository,
                           accepted="an http(s):// or oci:// chart repository, or a local directory of charts")
     if not _URL.match(repository):
@@ -316,7 +316,8 @@ def _parse_istio(s: _Section) -> IstioConfig:
 def _parse_gateway_api(s: _Section) -> GatewayApiConfig:
     d = GatewayApiConfig()
     mode = s.choice("mode", d.mode, GATEWAY_API_MODES)
-    version = s.string("version", d.version, _VSEMVER, "a Gateway API release as vX.Y.Z, e.g. v1.5.1")
+    version = s.string("version", d.version, _VSEMVER,
+                       f"a Gateway API release as vX.Y.Z, e.g. {versions.GATEWAY_API_VERSION}")
     source = s.optional_string("source", "an http(s):// URL or a local YAML file") or ""
     if source and not _URL.match(source):
         path = Path(os.path.expanduser(source))

@@ -11,9 +11,9 @@ ISTIO_VERSION = "1.31.1"
 # December 2026.
 ISTIO_CHART_REPOSITORY = "https://blob.istio.io/istio-release/charts"
 
-# The Gateway API bundle Istio 1.30/1.31 are built and tested against (Istio's go.mod); older bundles make
-# istiod skip some route kinds (analyzer IST0176).
-GATEWAY_API_VERSION = "v1.5.1"
+# The newest patch of the Gateway API minor Istio 1.31 is built against (its go.mod requires v1.6.0);
+# older bundles make istiod skip some route kinds (analyzer IST0176).
+GATEWAY_API_VERSION = "v1.6.3"
 GATEWAY_API_RELEASE_URL = (
     "https://github.com/kubernetes-sigs/gateway-api/releases/download/{version}/standard-install.yaml"
 )

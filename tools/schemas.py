@@ -57,7 +57,7 @@ class GoModule:
 
 ISTIO_API = GoModule("istio.io/api", "v1.31.1", "h1:5Yb5ihcz4YQsCkciusK7DnFpBMwRB6EFWeUKH1Atuyk=",
                      ("kubernetes/customresourcedefinitions.gen.yaml",))
-GATEWAY_API = GoModule("sigs.k8s.io/gateway-api", "v1.5.1", "h1:RqVRIlkhLhUO8wOHKTLnTJA6o/1un4po4/6M1nRzdd0=",
+GATEWAY_API = GoModule("sigs.k8s.io/gateway-api", "v1.6.3", "h1:lKpJa5bGlraC/QeACvCpsHLdmO6y0iKfzVl6gzaFEYc=",
                        ("config/crd/standard/*.yaml",))
 MODULES = (ISTIO_API, GATEWAY_API)
 
