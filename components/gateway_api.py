@@ -53,6 +53,16 @@ def load_bundle(source: str) -> list[dict[str, Any]]:
     return documents
 
 
+# Other kinds a bundle carries (from v1.5 the safe-upgrades policy and its binding), as typed resources. Their type
+# tokens equal those of a CustomResource of the same apiVersion/kind: stacks that made them generically keep them.
+_TYPED: dict[tuple[str, str], Any] = {
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"):
+        k8s.admissionregistration.v1.ValidatingAdmissionPolicy,
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding"):
+        k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding,
+}
+
+
 @dataclass
 class GatewayApiArgs:
     config: GatewayApiConfig
@@ -74,10 +84,15 @@ class GatewayApiCrds(pulumi.ComponentResource):
                 if doc["kind"] == "CustomResourceDefinition":
                     self.resources.append(k8s.apiextensions.v1.CustomResourceDefinition(
                         resource_name, metadata=doc["metadata"], spec=doc["spec"], opts=child))
+                    continue
+                # The policy and its binding share one name: the kind tells them apart.
+                resource_name = f"{resource_name}-{doc['kind'].lower()}"
+                typed = _TYPED.get((doc["apiVersion"], doc["kind"]))
+                if typed is not None:
+                    self.resources.append(typed(resource_name, metadata=doc["metadata"], spec=doc["spec"], opts=child))
                 else:
-                    # e.g. the ValidatingAdmissionPolicy some bundles ship to guard upgrades.
                     extra = {key: value for key, value in doc.items() if key not in ("apiVersion", "kind", "metadata")}
                     self.resources.append(k8s.apiextensions.CustomResource(
-                        f"{resource_name}-{doc['kind'].lower()}", api_version=doc["apiVersion"], kind=doc["kind"],
-                        metadata=doc["metadata"], opts=child, **extra))
+                        resource_name, api_version=doc["apiVersion"], kind=doc["kind"], metadata=doc["metadata"],
+                        opts=child, **extra))
         self.register_outputs({"installed": [r.urn for r in self.resources]})
