@@ -256,6 +256,7 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
         sidecar=_parse_sidecar(_Section("sidecar", raw.get("sidecar"))),
         verify=VerifyConfig(smoke_check=_Section("verify", raw.get("verify")).boolean("smokeCheck", True)),
     )
+    _check_versions(config)
     _check_together(config)
     return config
 
@@ -376,6 +377,34 @@ def _parse_sidecar(s: _Section) -> SidecarConfig:
         enabled=s.boolean("enabled", d.enabled),
         namespace=s.string("namespace", d.namespace, _DNS_LABEL, "a namespace name (DNS label)"),
     )
+
+
+def _check_versions(config: StackConfig) -> None:
+    """Versions that belong together (versions.COMPATIBILITY), each mismatch named by the key to change."""
+    istio_minor = versions.minor(config.istio.version)
+    compat = versions.compatibility(config.istio.version)
+    if compat is None:
+        raise ConfigError("istio.version", config.istio.version,
+                          "a release of an Istio minor this stack knows: " + ", ".join(versions.COMPATIBILITY)
+                          + " (components/versions.py)")
+    # Enforced in skip mode too: the version then names the bundle the stack expects the cluster to have.
+    if versions.minor(config.gateway_api.version) != compat.gateway_api:
+        example = versions.GATEWAY_API_VERSION
+        raise ConfigError("gatewayApi.version", config.gateway_api.version,
+                          f"a Gateway API v{compat.gateway_api}.x release, the minor Istio {istio_minor} is built "
+                          "against" + (f", e.g. {example}" if versions.minor(example) == compat.gateway_api else ""))
+    image = config.cluster.node_image
+    if image:
+        low, high = compat.kubernetes
+        tag, digest = versions.image_tag_and_digest(image)
+        kubernetes = versions.node_image_kubernetes(image)
+        # A digest alone pins the image exactly but hides its version: accepted unchecked.
+        if (tag is None and digest is None) or (tag is not None and kubernetes is None) or (
+                kubernetes is not None and not versions.supports_kubernetes(compat, kubernetes)):
+            raise ConfigError("cluster.nodeImage", image,
+                              f"a kind node image tagged vX.Y.Z with Kubernetes {low} to {high} (what Istio "
+                              f"{istio_minor} supports), e.g. kindest/node:v{high}.<patch>, optionally @sha256:...; "
+                              "or one pinned by digest alone (its version is then not checked)")
 
 
 def _check_together(config: StackConfig) -> None:

@@ -271,8 +271,7 @@ def group_of(api_version: str) -> str:
 
 def kubernetes_version(node_image: str | None) -> str:
     """The Kubernetes minor a kind node image runs (kindest/node:v1.34.2 -> 1.34); KUBERNETES_VERSION otherwise."""
-    match = re.search(r":v(\d+\.\d+)", node_image or "")
-    return match.group(1) if match else KUBERNETES_VERSION
+    return versions.node_image_kubernetes(node_image or "") or KUBERNETES_VERSION
 
 
 def errors(obj: dict[str, Any], kubernetes_version: str = KUBERNETES_VERSION, partial: bool = False) -> list[str]:
