@@ -154,26 +154,25 @@ def decide(installed: InstalledBundle | None, config: StackConfig) -> str | None
     if installed is None:
         return None
     have, pinned = versions.release_key(installed.version), versions.release_key(gateway_api.version)
-    owner = "installed by Pulumi" if installed.by_pulumi else "not installed by this stack"
-    found = f"the cluster already has Gateway API CRDs {installed.version or '(no ' + BUNDLE_VERSION + ')'} ({owner})"
-    # Skipping CRDs this stack installed would delete them, and every Gateway API object with them.
-    skip = [] if installed.by_pulumi else [f"{PROJECT}:gatewayApi.mode skip to use them as they are"]
+    found = (f"the cluster already has Gateway API CRDs {installed.version or 'without a ' + BUNDLE_VERSION} "
+             f"({'applied by Pulumi' if installed.by_pulumi else 'not applied by Pulumi'})")
+    # Skipping CRDs this stack applied would delete them, and every Gateway API object with them.
+    skip = [] if installed.by_pulumi else [f"set {PROJECT}:gatewayApi.mode skip to use them as they are"]
     if have is None or pinned is None:
-        return f"{found}, of unknown version: set " + " or ".join(skip or ["remove them first"])
-    same_minor = have[:2] == pinned[:2]
-    if have > pinned:
-        # The installed bundle's safe-upgrades policy refuses CRDs of an older minor; a same-minor one downgrades.
-        if same_minor:
-            options = [f"{PROJECT}:gatewayApi.version {installed.version}", *skip]
-        else:
-            istio = [m for m, c in versions.COMPATIBILITY.items() if c.gateway_api == f"{have[0]}.{have[1]}"]
-            options = [*skip, *(f"{PROJECT}:istio.version to a {m}.x release" for m in istio)]
-        return (f"{found}, newer than {PROJECT}:gatewayApi.version {gateway_api.version}: set "
-                + " or ".join(options or ["remove them first"]))
-    if not same_minor and not installed.by_pulumi:
+        why, options = "", skip
+    elif have > pinned and have[:2] == pinned[:2]:
+        why, options = "", [f"set {PROJECT}:gatewayApi.version {installed.version}", *skip]
+    elif have > pinned:
+        istio = [m for m, c in versions.COMPATIBILITY.items() if c.gateway_api == f"{have[0]}.{have[1]}"]
+        why = ": their safe-upgrades policy refuses CRDs of an older minor"
+        options = [*skip, *(f"set {PROJECT}:istio.version to a {m}.x release" for m in istio)]
+    elif have[:2] != pinned[:2] and not installed.by_pulumi:
         # An older minor of someone else's CRDs: upgrading them is theirs to decide.
-        return f"{found}, another minor than {PROJECT}:gatewayApi.version {gateway_api.version}: set " + skip[0]
-    return None
+        why, options = "", skip
+    else:
+        return None
+    return (f"{found}, not what {PROJECT}:gatewayApi.version {gateway_api.version} installs{why}; "
+            + "; or ".join(options or ["remove them first"]))
 
 
 def check_existing_cluster(config: StackConfig, reader: Reader | None) -> None:

@@ -26,6 +26,7 @@ NEWER_MINOR = f"v{MAJOR}.{MINOR + 1}.0"
 OLDER_MINOR = f"v{MAJOR}.{MINOR - 1}.0"
 SKIP = f"{PROJECT}:gatewayApi.mode skip"
 VERSION = f"{PROJECT}:gatewayApi.version"
+REFUSES = "safe-upgrades policy refuses CRDs of an older minor"
 
 
 def existing(**overrides: dict[str, Any]) -> StackConfig:
@@ -45,13 +46,12 @@ DECISIONS: list[tuple[str | None, bool, list[str]]] = [
     (OLDER_MINOR, True, []),  # this stack's own earlier install: an upgrade
     (NEWER_PATCH, False, [f"{VERSION} {NEWER_PATCH}", SKIP]),
     (NEWER_PATCH, True, [f"{VERSION} {NEWER_PATCH}"]),
-    (NEWER_MINOR, False, [SKIP, *(f"istio.version to a {m}.x" for m in paired_istio(f"{MAJOR}.{MINOR + 1}"))]),
-    (NEWER_MINOR, True, [f"newer than {VERSION} {PINNED}",
-                         *([f"istio.version to a {m}.x" for m in paired_istio(f"{MAJOR}.{MINOR + 1}")]
-                           or ["remove them first"])]),
-    (OLDER_MINOR, False, [f"another minor than {VERSION} {PINNED}", SKIP]),
-    ("", False, ["unknown version", SKIP]),
-    ("", True, ["unknown version", "remove them first"]),
+    (NEWER_MINOR, False, [REFUSES, SKIP, *(f"istio.version to a {m}.x" for m in paired_istio(f"{MAJOR}.{MINOR + 1}"))]),
+    (NEWER_MINOR, True, [REFUSES, *([f"istio.version to a {m}.x" for m in paired_istio(f"{MAJOR}.{MINOR + 1}")]
+                                    or ["remove them first"])]),
+    (OLDER_MINOR, False, [f"not what {VERSION} {PINNED} installs", SKIP]),
+    ("", False, [f"without a {gateway_api.BUNDLE_VERSION}", SKIP]),
+    ("", True, [f"without a {gateway_api.BUNDLE_VERSION}", "remove them first"]),
 ]
 
 
