@@ -16,7 +16,7 @@ ISTIO_VERSION = "1.31.1"
 # December 2026.
 ISTIO_CHART_REPOSITORY = "https://blob.istio.io/istio-release/charts"
 
-# The newest patch of the Gateway API minor Istio 1.31 is built against (its go.mod requires v1.6.0);
+# The newest patch of the Gateway API minor Istio 1.31 is built against (its go.mod requires v1.6.0; see COMPATIBILITY);
 # older bundles make istiod skip some route kinds (analyzer IST0176).
 GATEWAY_API_VERSION = "v1.6.3"
 GATEWAY_API_RELEASE_URL = (
