@@ -256,6 +256,7 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
         sidecar=_parse_sidecar(_Section("sidecar", raw.get("sidecar"))),
         verify=VerifyConfig(smoke_check=_Section("verify", raw.get("verify")).boolean("smokeCheck", True)),
     )
+    _check_versions(config)
     _check_together(config)
     return config
 
@@ -297,7 +298,7 @@ def _parse_cluster(s: _Section) -> ClusterConfig:
 
 def _parse_istio(s: _Section) -> IstioConfig:
     d = IstioConfig()
-    version = s.string("version", d.version, _SEMVER, "an Istio release as x.y.z, e.g. 1.31.1")
+    version = s.string("version", d.version, _SEMVER, f"an Istio release as x.y.z, e.g. {versions.ISTIO_VERSION}")
     repository = s.string("repository", d.repository,
                           accepted="an http(s):// or oci:// chart repository, or a local directory of charts")
     if not _URL.match(repository):
@@ -316,7 +317,8 @@ def _parse_istio(s: _Section) -> IstioConfig:
 def _parse_gateway_api(s: _Section) -> GatewayApiConfig:
     d = GatewayApiConfig()
     mode = s.choice("mode", d.mode, GATEWAY_API_MODES)
-    version = s.string("version", d.version, _VSEMVER, "a Gateway API release as vX.Y.Z, e.g. v1.5.1")
+    version = s.string("version", d.version, _VSEMVER,
+                       f"a Gateway API release as vX.Y.Z, e.g. {versions.GATEWAY_API_VERSION}")
     source = s.optional_string("source", "an http(s):// URL or a local YAML file") or ""
     if source and not _URL.match(source):
         path = Path(os.path.expanduser(source))
@@ -375,6 +377,34 @@ def _parse_sidecar(s: _Section) -> SidecarConfig:
         enabled=s.boolean("enabled", d.enabled),
         namespace=s.string("namespace", d.namespace, _DNS_LABEL, "a namespace name (DNS label)"),
     )
+
+
+def _check_versions(config: StackConfig) -> None:
+    """Versions that belong together (versions.COMPATIBILITY), each mismatch named by the key to change."""
+    istio_minor = versions.minor(config.istio.version)
+    compat = versions.compatibility(config.istio.version)
+    if compat is None:
+        raise ConfigError("istio.version", config.istio.version,
+                          "a release of an Istio minor this stack knows: " + ", ".join(versions.COMPATIBILITY)
+                          + " (components/versions.py)")
+    # Enforced in skip mode too: the version then names the bundle the stack expects the cluster to have.
+    if versions.minor(config.gateway_api.version) != compat.gateway_api:
+        example = versions.GATEWAY_API_VERSION
+        raise ConfigError("gatewayApi.version", config.gateway_api.version,
+                          f"a Gateway API v{compat.gateway_api}.x release, the minor Istio {istio_minor} is built "
+                          "against" + (f", e.g. {example}" if versions.minor(example) == compat.gateway_api else ""))
+    image = config.cluster.node_image
+    if image:
+        low, high = compat.kubernetes
+        tag, digest = versions.image_tag_and_digest(image)
+        kubernetes = versions.node_image_kubernetes(image)
+        # A digest alone pins the image exactly but hides its version: accepted unchecked.
+        if (tag is None and digest is None) or (tag is not None and kubernetes is None) or (
+                kubernetes is not None and not versions.supports_kubernetes(compat, kubernetes)):
+            raise ConfigError("cluster.nodeImage", image,
+                              f"a kind node image tagged vX.Y.Z with Kubernetes {low} to {high} (what Istio "
+                              f"{istio_minor} supports), e.g. kindest/node:v{high}.<patch>, optionally @sha256:...; "
+                              "or one pinned by digest alone (its version is then not checked)")
 
 
 def _check_together(config: StackConfig) -> None:

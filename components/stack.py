@@ -11,7 +11,7 @@ from components.bookinfo import Bookinfo, BookinfoArgs
 from components.clients import CurlClients, CurlClientsArgs
 from components.cluster import Cluster, ClusterArgs, kube_context
 from components.config import StackConfig
-from components.gateway_api import GatewayApiArgs, GatewayApiCrds
+from components.gateway_api import GatewayApiArgs, GatewayApiCrds, Reader, check_existing_cluster
 from components.identities import SIDECAR_CLIENT
 from components.ingress import (
     BookinfoGatewayApiIngress,
@@ -46,7 +46,9 @@ class AmbientMeshStack:
     smoke: SmokeCheck | None
 
 
-def build_stack(config: StackConfig) -> AmbientMeshStack:
+def build_stack(config: StackConfig, gateway_api_reader: Reader | None = None) -> AmbientMeshStack:
+    """`gateway_api_reader` reads an existing cluster's Gateway API CRDs (kubectl); None: no check (tools, mocks)."""
+    check_existing_cluster(config, gateway_api_reader)
     cluster = Cluster("cluster", ClusterArgs(config.cluster))
     provider = cluster.provider
     gateway_api = GatewayApiCrds("gateway-api", GatewayApiArgs(config.gateway_api, provider))

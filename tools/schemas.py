@@ -57,7 +57,7 @@ class GoModule:
 
 ISTIO_API = GoModule("istio.io/api", "v1.31.1", "h1:5Yb5ihcz4YQsCkciusK7DnFpBMwRB6EFWeUKH1Atuyk=",
                      ("kubernetes/customresourcedefinitions.gen.yaml",))
-GATEWAY_API = GoModule("sigs.k8s.io/gateway-api", "v1.5.1", "h1:RqVRIlkhLhUO8wOHKTLnTJA6o/1un4po4/6M1nRzdd0=",
+GATEWAY_API = GoModule("sigs.k8s.io/gateway-api", "v1.6.3", "h1:lKpJa5bGlraC/QeACvCpsHLdmO6y0iKfzVl6gzaFEYc=",
                        ("config/crd/standard/*.yaml",))
 MODULES = (ISTIO_API, GATEWAY_API)
 
@@ -271,8 +271,7 @@ def group_of(api_version: str) -> str:
 
 def kubernetes_version(node_image: str | None) -> str:
     """The Kubernetes minor a kind node image runs (kindest/node:v1.34.2 -> 1.34); KUBERNETES_VERSION otherwise."""
-    match = re.search(r":v(\d+\.\d+)", node_image or "")
-    return match.group(1) if match else KUBERNETES_VERSION
+    return versions.node_image_kubernetes(node_image or "") or KUBERNETES_VERSION
 
 
 def errors(obj: dict[str, Any], kubernetes_version: str = KUBERNETES_VERSION, partial: bool = False) -> list[str]:

@@ -415,8 +415,9 @@ def test_render_offline_gateway_api_sources(monkeypatch: pytest.MonkeyPatch, tmp
     assert not source.stand_in and schemas.GATEWAY_API.ref in source.label
     text = Path(source.source).read_text(encoding="utf-8")
     assert "  name: httproutes.gateway.networking.k8s.io\n" in text and "\nkind: ValidatingAdmissionPolicy\n" in text
-    # Another version than the pinned module's: the stand-in, labelled as such.
-    other = dev_raw_config(gatewayApi={"source": "", "version": "v1.4.1"})
+    # Another version than the pinned module's (the next patch: the minor is fixed by Istio's): the stand-in.
+    major_minor, patch = versions.GATEWAY_API_VERSION.rsplit(".", 1)
+    other = dev_raw_config(gatewayApi={"source": "", "version": f"{major_minor}.{int(patch) + 1}"})
     assert render.gateway_api_source(other).stand_in
     assert "stand-in" in render.gateway_api_source(other).label
     # A configured local file is used as it is.

@@ -176,15 +176,27 @@ def test_existing_mode_with_context_only() -> None:
         "existing", "minikube", None)
 
 
-def test_bad_config_stops_the_program_before_any_resource_is_registered() -> None:
+def _unpaired_gateway_api() -> str:
+    """A Gateway API release of the minor after the one the pinned Istio is paired with."""
+    compat = versions.compatibility(versions.ISTIO_VERSION)
+    assert compat is not None
+    major, minor = compat.gateway_api.split(".")
+    return f"v{major}.{int(minor) + 1}.0"
+
+
+@pytest.mark.parametrize(("config", "error"), [
+    ({"ambient-mesh:cluster": '{"provider": "kind", "workers": -3}',
+      "ambient-mesh:gatewayApi": f'{{"source": "{GATEWAY_API_FIXTURE}"}}'},
+     r"ambient-mesh:cluster\.workers: got -3"),
+    ({"ambient-mesh:gatewayApi": f'{{"source": "{GATEWAY_API_FIXTURE}", "version": "{_unpaired_gateway_api()}"}}'},
+     rf"ambient-mesh:gatewayApi\.version: got '{_unpaired_gateway_api()}'"),
+], ids=["bad value", "versions that do not belong together"])
+def test_bad_config_stops_the_program_before_any_resource_is_registered(config: dict[str, str], error: str) -> None:
     """Runs __main__ as `pulumi up` would, with a bad value in the stack config."""
     echo = EchoMocks()
     monitor = RecordingMonitor(echo)
     pulumi.runtime.set_mocks(echo, project="ambient-mesh", stack="dev", preview=False, monitor=monitor)
-    pulumi.runtime.set_all_config({
-        "ambient-mesh:cluster": '{"provider": "kind", "workers": -3}',
-        "ambient-mesh:gatewayApi": f'{{"source": "{GATEWAY_API_FIXTURE}"}}',
-    })
+    pulumi.runtime.set_all_config(config)
 
     @pulumi.runtime.test
     def program() -> None:
@@ -192,7 +204,7 @@ def test_bad_config_stops_the_program_before_any_resource_is_registered() -> Non
         exec(compile(main, "__main__.py", "exec"), {"__name__": "__main__"})  # noqa: S102 - our own program
 
     try:
-        with pytest.raises(ConfigError, match=r"ambient-mesh:cluster\.workers: got -3"):
+        with pytest.raises(ConfigError, match=error):
             program()
         assert monitor.registrations == []
     finally:

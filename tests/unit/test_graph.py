@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from components.config import PROJECT
-from tests.conftest import L4_ZERO_TRUST, dev_config
+from components.gateway_api import load_bundle
+from tests.conftest import GATEWAY_API_FIXTURE, L4_ZERO_TRUST, dev_config
 from tools.mockgraph import Graph, run_stack
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -118,9 +119,9 @@ def test_only_documented_depends_on(graph: Graph) -> None:
 def test_smoke_check_is_the_end_of_the_graph(graph: Graph) -> None:
     waited = graph.waits_for("smoke-verify")
     custom = {r.name for r in graph if r.custom and r.type != "pulumi:providers:kubernetes"}
-    # The Gateway API CRDs are waited for only through what uses them (waypoint, Gateway API ingress).
-    crds = {r.name for r in graph.of_type("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition")}
-    assert waited == custom - {"smoke-verify"} - crds
+    # The Gateway API bundle is waited for only through what uses it (waypoint, Gateway API ingress).
+    bundle = {r.name for r in graph.children("gateway-api")}
+    assert waited == custom - {"smoke-verify"} - bundle
     assert not any("smoke-verify" in graph.depends_on(r.name) for r in graph)
 
 
@@ -163,6 +164,18 @@ def test_ingress_off_removes_gateway_release_and_routing() -> None:
     assert graph.outputs["ingressUrl"] is None
 
 
+def test_gateway_api_bundle_policy_and_binding_are_typed(graph: Graph) -> None:
+    """The bundle's safe-upgrades policy and binding are the typed admissionregistration kinds, spec as shipped."""
+    shipped = {d["kind"]: d for d in load_bundle(str(GATEWAY_API_FIXTURE)) if d["kind"] != "CustomResourceDefinition"}
+    assert set(shipped) == {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+    for kind, doc in shipped.items():
+        [made] = graph.of_type(f"kubernetes:admissionregistration.k8s.io/v1:{kind}")
+        assert made.inputs["spec"] == doc["spec"] and made.inputs["metadata"] == doc["metadata"]
+        assert made.inputs["apiVersion"] == "admissionregistration.k8s.io/v1" and made.inputs["kind"] == kind
+        assert graph.component_of(made) == graph.get("gateway-api")
+
+
 def test_gateway_api_skip_installs_no_crd() -> None:
     graph = run_stack(dev_config(gatewayApi={"mode": "skip"}))
     assert not graph.of_type("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition")
+    assert not graph.children("gateway-api")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from components import versions
 from components.config import SECTIONS
 from tests.conftest import REPO
 from tools import graph as drawing
@@ -41,3 +42,9 @@ def test_config_reference_lists_every_key() -> None:
         assert f"`ambient-mesh:{section}`" in README, section
         for key in keys:
             assert f"| `{key}` |" in README, f"{section}.{key}"
+
+
+def test_readme_compatibility_table_is_the_codes() -> None:
+    rows = re.findall(r"^\| (\d+\.\d+) \| (\d+\.\d+)\.x \| (\d+\.\d+)–(\d+\.\d+) \|$", README, re.MULTILINE)
+    assert {istio: versions.Compatibility(gateway_api, (low, high)) for istio, gateway_api, low, high in rows} == (
+        versions.COMPATIBILITY)
