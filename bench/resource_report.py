@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 
-from components import profiles
-from components.config import RESOURCE_PROFILES, parse_config, read_stack_file
+from components.model import charts
+from components.model.config import RESOURCE_PROFILES, read_stack_file
+from components.model.validate import parse_config
 from tools.graph import REPO
 
-BUDGET = profiles.Requests(cpu_millicores=500, memory_mib=1024)
+BUDGET = charts.Requests(cpu_millicores=500, memory_mib=1024)
 
 
 def report(nodes: int) -> str:
@@ -20,13 +21,12 @@ def report(nodes: int) -> str:
              "| profile | istiod | cni (per node) | ztunnel (per node) | gateway | total CPU | total memory |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for name in RESOURCE_PROFILES:
-        items = profiles.PROFILES[name]
-        cells = [f"{items[c].requests.cpu_millicores}m / {items[c].requests.memory_mib}Mi"
-                 for c in ("istiod", "cni", "ztunnel", "gateway")]
-        total = profiles.totals(name, nodes)
+        cells = [f"{charts.requests(name, c).cpu_millicores}m / {charts.requests(name, c).memory_mib}Mi"
+                 for c in charts.CHART_DEFAULTS]
+        total = charts.totals(name, nodes)
         lines.append(f"| {name} | " + " | ".join(cells) +
                      f" | {total.cpu_millicores}m | {total.memory_mib}Mi |")
-    laptop = profiles.totals("laptop", nodes)
+    laptop = charts.totals("laptop", nodes)
     fits = laptop.cpu_millicores <= BUDGET.cpu_millicores and laptop.memory_mib <= BUDGET.memory_mib
     lines += ["", f"laptop budget {BUDGET.cpu_millicores}m / {BUDGET.memory_mib}Mi: {'within' if fits else 'OVER'}"]
     return "\n".join(lines)

@@ -7,10 +7,6 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import versions
-
-CLIENT_NAMES = ("sleep", "notsleep")
-
 
 def _anti_affinity(app: str) -> k8s.core.v1.AffinityArgs:
     """Prefer a node without `app` pods, so traffic crosses nodes and ztunnel-to-ztunnel HBONE shows in the logs."""
@@ -30,11 +26,10 @@ def _anti_affinity(app: str) -> k8s.core.v1.AffinityArgs:
 @dataclass
 class CurlClientsArgs:
     namespace: pulumi.Input[str]
-    provider: k8s.Provider
-    image: str = versions.CURL_IMAGE
-    names: tuple[str, ...] = CLIENT_NAMES
-    # notsleep keeps away from this app's pods; None: no preference.
-    avoid_app: str | None = "productpage"
+    image: str
+    names: tuple[str, ...]
+    # Clients that keep away from another app's pods: client -> app.
+    avoid: dict[str, str] = field(default_factory=dict)
     # What the Deployments must wait for besides their ServiceAccounts.
     wait_for: list[pulumi.Resource] = field(default_factory=list)
 
@@ -47,7 +42,7 @@ class CurlClients(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: CurlClientsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ambient-mesh:clients:CurlClients", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        child = pulumi.ResourceOptions(parent=self)
         self.deployments, self.service_accounts = {}, {}
         for client in args.names:
             labels = {"app": client}
@@ -61,6 +56,7 @@ class CurlClients(pulumi.ComponentResource):
                     selector=labels, ports=[k8s.core.v1.ServicePortArgs(name="http", port=80)]),
                 opts=child,
             )
+            avoid = args.avoid.get(client)
             self.deployments[client] = k8s.apps.v1.Deployment(
                 f"{name}-{client}",
                 metadata=metadata,
@@ -73,8 +69,7 @@ class CurlClients(pulumi.ComponentResource):
                             service_account_name=client,
                             # curl sleeps: nothing to drain, so deletes and rollouts are instant.
                             termination_grace_period_seconds=0,
-                            affinity=(_anti_affinity(args.avoid_app)
-                                      if client == "notsleep" and args.avoid_app else None),
+                            affinity=_anti_affinity(avoid) if avoid else None,
                             containers=[k8s.core.v1.ContainerArgs(
                                 name=client,
                                 image=args.image,
@@ -85,7 +80,6 @@ class CurlClients(pulumi.ComponentResource):
                     ),
                 ),
                 # The account must exist before the ReplicaSet creates pods, or they are refused until it does.
-                opts=pulumi.ResourceOptions(parent=self, provider=args.provider,
-                                            depends_on=[self.service_accounts[client], *args.wait_for]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service_accounts[client], *args.wait_for]),
             )
         self.register_outputs({"clients": list(self.deployments)})

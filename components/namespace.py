@@ -7,14 +7,14 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-AMBIENT_LABEL = {"istio.io/dataplane-mode": "ambient"}
+from components.model.catalog import AMBIENT_LABEL, PATCH_FORCE
 
 
 @dataclass
 class AppNamespaceArgs:
     name: str
+    # `default` always exists; any other namespace is ours to create (and to delete on destroy).
     create: bool
-    provider: k8s.Provider
 
 
 class AppNamespace(pulumi.ComponentResource):
@@ -28,7 +28,7 @@ class AppNamespace(pulumi.ComponentResource):
             namespace = k8s.core.v1.Namespace(
                 f"{name}-namespace",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=args.name),
-                opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+                opts=pulumi.ResourceOptions(parent=self),
             )
             self.name = namespace.metadata.name
         else:
@@ -39,8 +39,8 @@ class AppNamespace(pulumi.ComponentResource):
 @dataclass
 class AmbientEnrolmentArgs:
     namespace: pulumi.Input[str]
+    # ztunnel and istio-cni (IstioAmbient.dataplane).
     dataplane: list[pulumi.Resource]
-    provider: k8s.Provider
 
 
 class AmbientEnrolment(pulumi.ComponentResource):
@@ -52,13 +52,9 @@ class AmbientEnrolment(pulumi.ComponentResource):
         super().__init__("ambient-mesh:namespace:AmbientEnrolment", name, None, opts)
         self.patch = k8s.core.v1.NamespacePatch(
             f"{name}-label",
-            metadata=k8s.meta.v1.ObjectMetaPatchArgs(
-                name=args.namespace,
-                labels=AMBIENT_LABEL,
-                # Takes the label over from a `kubectl label` done by hand while following the tutorial.
-                annotations={"pulumi.com/patchForce": "true"},
-            ),
+            metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=args.namespace, labels=AMBIENT_LABEL,
+                                                     annotations=PATCH_FORCE),
             # Labelling before ztunnel and istio-cni are ready makes new pods fail with "no ztunnel connection".
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=args.dataplane),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.dataplane),
         )
         self.register_outputs({"labels": self.patch.metadata.labels})

@@ -8,18 +8,16 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.clients import CurlClients, CurlClientsArgs
-from components.config import SidecarConfig
-from components.identities import SIDECAR_CLIENT
-
-INJECTION_LABEL = {"istio-injection": "enabled"}
+from components.model.catalog import INJECTION_LABEL, SIDECAR_CLIENT
+from components.model.config import SidecarConfig
 
 
 @dataclass
 class SidecarNamespaceArgs:
     config: SidecarConfig
+    client_image: str
     # istiod: its injection webhook must serve before the client's pod is created.
     injector: list[pulumi.Resource]
-    provider: k8s.Provider
 
 
 class SidecarNamespace(pulumi.ComponentResource):
@@ -31,11 +29,11 @@ class SidecarNamespace(pulumi.ComponentResource):
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=args.config.namespace, labels=INJECTION_LABEL),
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.clients = CurlClients(
             f"{name}-clients",
-            CurlClientsArgs(self.namespace.metadata.name, args.provider, names=(SIDECAR_CLIENT,), avoid_app=None,
+            CurlClientsArgs(self.namespace.metadata.name, args.client_image, names=(SIDECAR_CLIENT,),
                             # A pod created before the injector serves starts without its sidecar.
                             wait_for=args.injector),
             opts=pulumi.ResourceOptions(parent=self),

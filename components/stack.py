@@ -1,4 +1,4 @@
-"""The whole stack: which component feeds which, and what the stack exports."""
+"""The whole stack: the only code that takes the StackConfig apart, handing each component the slice it uses."""
 
 from __future__ import annotations
 
@@ -9,24 +9,53 @@ import pulumi
 
 from components.bookinfo import Bookinfo, BookinfoArgs
 from components.clients import CurlClients, CurlClientsArgs
-from components.cluster import Cluster, ClusterArgs, kube_context
-from components.config import StackConfig
-from components.gateway_api import GatewayApiArgs, GatewayApiCrds, Reader, check_existing_cluster
-from components.identities import SIDECAR_CLIENT
+from components.cluster import Cluster, ClusterArgs
+from components.gateway_api import GatewayApiArgs, GatewayApiCrds
 from components.ingress import (
     BookinfoGatewayApiIngress,
     BookinfoIngress,
     BookinfoIngressArgs,
     GatewayApiIngressArgs,
-    ingress_gateway,
-    ingress_url,
 )
-from components.istio import ISTIO_NAMESPACE, IstioAmbient, IstioArgs
+from components.istio import IstioAmbient, IstioArgs
+from components.model import catalog, versions
+from components.model.charts import istio_releases
+from components.model.config import SECTIONS, ConfigError, StackConfig
+from components.model.gateway_api import ClusterUnreadable, Reader, decide, load_bundle
+from components.model.outputs import more_checks, smoke_triggers, try_it, verify_hints
+from components.model.policy import app_policies, peer_authentication_spec
+from components.model.topology import ingress_url
+from components.model.validate import parse_config
 from components.namespace import AmbientEnrolment, AmbientEnrolmentArgs, AppNamespace, AppNamespaceArgs
 from components.security import MeshSecurity, MeshSecurityArgs
 from components.sidecar import SidecarNamespace, SidecarNamespaceArgs
-from components.smoke import SmokeCheck, SmokeCheckArgs, expected_denied, in_cluster_ingress, verify_hints
+from components.smoke import SmokeCheck, SmokeCheckArgs
 from components.waypoint import Waypoint, WaypointArgs
+
+
+def load_config() -> StackConfig:
+    """Read and validate the running stack's `ambient-mesh:*` config; a bad value stops the program in one line."""
+    config = pulumi.Config(catalog.PROJECT)
+    try:
+        return parse_config({section: config.get_object(section) for section in SECTIONS})
+    except ConfigError as error:
+        # RunError: Pulumi prints the message alone, no traceback.
+        raise pulumi.RunError(str(error)) from None
+
+
+def check_existing_cluster(config: StackConfig, reader: Reader | None) -> None:
+    """Before any resource: stop if the stack would fight the Gateway API CRDs an existing cluster already has."""
+    if reader is None or config.cluster.provider != "existing":
+        return
+    try:
+        installed = reader(config.cluster)
+    except ClusterUnreadable as error:
+        pulumi.log.warn(f"could not read the cluster's Gateway API CRDs ({error}); not checked against "
+                        f"{catalog.PROJECT}:gatewayApi.version")
+        return
+    problem = decide(installed, config)
+    if problem:
+        raise pulumi.RunError(problem)
 
 
 @dataclass
@@ -49,109 +78,58 @@ class AmbientMeshStack:
 def build_stack(config: StackConfig, gateway_api_reader: Reader | None = None) -> AmbientMeshStack:
     """`gateway_api_reader` reads an existing cluster's Gateway API CRDs (kubectl); None: no check (tools, mocks)."""
     check_existing_cluster(config, gateway_api_reader)
-    cluster = Cluster("cluster", ClusterArgs(config.cluster))
-    provider = cluster.provider
-    gateway_api = GatewayApiCrds("gateway-api", GatewayApiArgs(config.gateway_api, provider))
-    istio = IstioAmbient("istio", IstioArgs(config.istio, config.cluster, provider,
-                                            ingress_gateway=config.app.ingress == "istio"))
+    # Read before any resource: a bundle that is not Kubernetes objects stops the program with nothing registered.
+    bundle = load_bundle(config.gateway_api.resolved_source) if config.gateway_api.install else []
+    app, cluster_config = config.app, config.cluster
+
+    cluster = Cluster("cluster", ClusterArgs(cluster_config))
+    # Every Kubernetes resource below uses the cluster's provider, handed to each component once.
+    on_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
+    gateway_api = GatewayApiCrds("gateway-api", GatewayApiArgs(bundle), on_cluster)
+    istio = IstioAmbient("istio", IstioArgs(istio_releases(
+        config.istio, cluster_config.ingress_node_port if app.ingress == "istio" else None)), on_cluster)
     # Gateway API objects need their CRDs, and istiod to deploy a proxy for them.
     gateway_api_ready: list[pulumi.Resource] = [*gateway_api.resources, istio.istiod]
-    namespace = AppNamespace("app", AppNamespaceArgs(config.app.namespace, config.app.create_namespace, provider))
+    namespace = AppNamespace("app", AppNamespaceArgs(app.namespace, create=app.namespace != "default"), on_cluster)
     # The app does not wait for Istio: enrolling the namespace later captures pods that are already running.
-    bookinfo = Bookinfo("bookinfo", BookinfoArgs(namespace.name, config.app.bookinfo_tag, provider))
-    clients = CurlClients("clients", CurlClientsArgs(namespace.name, provider))
-    enrolment = AmbientEnrolment("ambient", AmbientEnrolmentArgs(namespace.name, istio.dataplane, provider))
+    bookinfo = Bookinfo("bookinfo", BookinfoArgs(namespace.name, versions.BOOKINFO_IMAGE_REGISTRY, app.bookinfo_tag),
+                        on_cluster)
+    clients = CurlClients("clients", CurlClientsArgs(
+        namespace.name, versions.CURL_IMAGE, catalog.CLIENT_NAMES,
+        avoid={catalog.CLIENT_AVOIDING_PRODUCTPAGE: catalog.PRODUCTPAGE}), on_cluster)
+    enrolment = AmbientEnrolment("ambient", AmbientEnrolmentArgs(namespace.name, istio.dataplane), on_cluster)
     ingress: BookinfoIngress | BookinfoGatewayApiIngress | None = None
-    if config.app.ingress == "istio":
-        ingress = BookinfoIngress("ingress", BookinfoIngressArgs(namespace.name, istio.config_api, provider))
-    elif config.app.ingress == "gateway-api":
+    if app.ingress == "istio":
+        ingress = BookinfoIngress("ingress", BookinfoIngressArgs(namespace.name, istio.config_api), on_cluster)
+    elif app.ingress == "gateway-api":
         ingress = BookinfoGatewayApiIngress("ingress", GatewayApiIngressArgs(
-            namespace.name, gateway_api_ready, config.cluster.ingress_node_port, provider))
+            namespace.name, gateway_api_ready, cluster_config.ingress_node_port), on_cluster)
     waypoint = None
     if config.waypoint.mode != "none":
         services = {name: svc.metadata.name for name, svc in bookinfo.services.items()}
-        waypoint = Waypoint("waypoint", WaypointArgs(config.waypoint, namespace.name, gateway_api_ready, provider,
-                                                     services))
+        waypoint = Waypoint("waypoint", WaypointArgs(config.waypoint, namespace.name, gateway_api_ready, services),
+                            on_cluster)
     sidecar = None
     if config.sidecar.enabled:
-        sidecar = SidecarNamespace("sidecar", SidecarNamespaceArgs(config.sidecar, [istio.istiod], provider))
+        sidecar = SidecarNamespace("sidecar", SidecarNamespaceArgs(config.sidecar, versions.CURL_IMAGE,
+                                                                   [istio.istiod]), on_cluster)
     security = MeshSecurity("security", MeshSecurityArgs(
-        config, namespace.name, istio.config_api, provider,
-        other_namespaces=[sidecar.namespace.metadata.name] if sidecar else []))
+        peer_authentication_spec(config), app_policies(config), namespace.name, istio.config_api,
+        deny_by_default=[sidecar.namespace.metadata.name] if sidecar and config.security.default_deny else []),
+        on_cluster)
     smoke = None
     if config.verify.smoke_check:
         # The end of the graph: it checks what everything else built.
         parts = (istio, enrolment, bookinfo, clients, security, ingress, waypoint, sidecar)
-        everything: list[pulumi.Resource] = [c for c in parts if c is not None]
-        smoke = SmokeCheck("smoke", SmokeCheckArgs.for_stack(config, cluster.kubeconfig, namespace.name,
-                                                             after=everything))
+        hints = verify_hints(config)
+        smoke = SmokeCheck("smoke", SmokeCheckArgs(
+            kubeconfig=cluster.kubeconfig, namespace=namespace.name,
+            context=hints["context"] if cluster_config.provider == "existing" else None,
+            host_url=hints["hostUrl"], ingress_address=hints["ingressAddress"],
+            expect_denied=hints["expectDenied"], after=[c for c in parts if c is not None],
+            triggers=smoke_triggers(config)))
     return AmbientMeshStack(config, cluster, gateway_api, istio, namespace, bookinfo, clients, enrolment, ingress,
                             security, waypoint, sidecar, smoke)
-
-
-def kubectl(config: StackConfig) -> str:
-    context = kube_context(config.cluster)
-    return f"kubectl --context {context}" if context else "kubectl"
-
-
-TITLE = 'grep -o "<title>.*</title>"'
-
-
-def try_it(config: StackConfig) -> list[str]:
-    """The tutorial's own checks, verbatim but for the kubectl context (and namespace), in the tutorial's order."""
-    k = kubectl(config)
-    ns = config.app.namespace
-    app = k if ns == "default" else f"{k} -n {ns}"
-
-    def curl(client: str, url: str) -> str:
-        return f"{app} exec deploy/{client} -- curl -s {url} | {TITLE}"
-
-    commands = [f"{k} get nodes -o wide", f"{k} get pods -n {ISTIO_NAMESPACE}"]
-    ingress = in_cluster_ingress(config)
-    if ingress is not None:
-        commands.append(curl("sleep", f"http://{ingress}/productpage"))
-    commands += [
-        curl("sleep", "http://productpage:9080/"),
-        curl("notsleep", "http://productpage:9080/"),
-        # The tutorial's spacing, kept as written.
-        f"for i in {{1..10}}; do   {curl('notsleep', 'http://productpage:9080/')};   sleep 1; done",
-        f"{k} logs -n {ISTIO_NAMESPACE} -l app=ztunnel",
-    ]
-    return commands
-
-
-def more_checks(config: StackConfig) -> dict[str, str]:
-    """Checks beyond the tutorial: from this machine, the sidecar namespace, and what zero trust denies."""
-    k = kubectl(config)
-    ns = config.app.namespace
-    app = k if ns == "default" else f"{k} -n {ns}"
-    commands: dict[str, str] = {}
-    url = ingress_url(config)
-    if url is not None:
-        commands["viaHost"] = f"curl -s {url} | {TITLE}"
-        gateway = ingress_gateway(config)
-        if config.cluster.provider == "existing" and gateway is not None:
-            commands["portForward"] = (f"{k} port-forward -n {gateway[0]} svc/{gateway[1]} "
-                                       f"{config.cluster.ingress_host_port}:80")
-    if config.sidecar.enabled:
-        commands["fromSidecar"] = (f"{k} exec -n {config.sidecar.namespace} deploy/{SIDECAR_CLIENT} -c "
-                                   f"{SIDECAR_CLIENT} -- curl -s http://productpage.{ns}:9080/ | {TITLE}")
-    status = "curl -s -o /dev/null -w '%{http_code}\\n'"
-    for client in expected_denied(config):
-        where = ("403 from the waypoint (RBAC: access denied)" if config.waypoint.covers("productpage")
-                 else "exit 56: ztunnel resets the connection")
-        commands[f"{client}Denied"] = (f"{app} exec deploy/{client} -- {status} http://productpage:9080/; "
-                                       f"echo \"exit $?\"  # {where}")
-    if config.security.default_deny and not config.waypoint.covers("details"):
-        # Only productpage may call details: any other caller is refused at L4.
-        commands["deniedAtL4"] = (f"{app} exec deploy/notsleep -- curl -s http://details:9080/details/0; "
-                                  "echo \"exit $?\"  # exit 56: ztunnel resets the connection (default deny)")
-    if config.security.l7_clients:
-        methods = "/".join(config.security.l7_methods)
-        client = config.security.l7_clients[0]
-        commands["deniedAtL7"] = (f"{app} exec deploy/{client} -- {status} -X DELETE http://productpage:9080/  "
-                                  f"# 403 from the waypoint: only {methods} is allowed")
-    return commands
 
 
 def stack_outputs(stack: AmbientMeshStack) -> dict[str, Any]:

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from components.config import StackConfig, parse_config, read_stack_file
+from components.model.config import StackConfig, read_stack_file
+from components.model.validate import parse_config
 from tools.mockgraph import Graph, run_stack
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,7 +9,8 @@ import re
 import sys
 from pathlib import Path
 
-from components.config import PROJECT, parse_config, read_stack_file
+from components.model.config import PROJECT, read_stack_file
+from components.model.validate import parse_config
 from tools.mockgraph import Graph, Registration, run_stack
 
 REPO = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ import pulumi.runtime.resource
 from pulumi.runtime import mocks, rpc
 from pulumi.runtime.proto import source_pb2
 
-from components.config import PROJECT, StackConfig
+from components.model.config import PROJECT, StackConfig
 from components.stack import AmbientMeshStack, build_stack, stack_outputs
 
 

@@ -44,8 +44,9 @@ from typing import Any
 import yaml
 from pulumi.runtime import rpc
 
-from components import gateway_api, versions
-from components.config import StackConfig, parse_config, read_stack_file
+from components.model import gateway_api, versions
+from components.model.config import StackConfig, read_stack_file
+from components.model.validate import parse_config
 from tools.mockgraph import Registration, run_stack
 
 REPO = Path(__file__).resolve().parent.parent

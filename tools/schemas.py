@@ -37,7 +37,7 @@ import yaml
 from kubernetes_validate import utils as kv_utils
 from referencing import Registry, Resource
 
-from components import gateway_api, versions
+from components.model import gateway_api, versions
 
 # kind's default node image (the dev stack leaves cluster.nodeImage empty) runs Kubernetes 1.35.
 KUBERNETES_VERSION = "1.35"

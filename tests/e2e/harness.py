@@ -24,8 +24,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, cast
 
-from components.config import PROJECT, StackConfig, parse_config, read_stack_file
-from components.smoke import expected_denied
+from components.model.config import PROJECT, StackConfig, read_stack_file
+from components.model.policy import expected_denied
+from components.model.validate import parse_config
 from tools.verify import ISTIO_NAMESPACE, Result, Runner, SystemRunner
 
 REPO = Path(__file__).resolve().parents[2]

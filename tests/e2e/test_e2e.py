@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from components.config import parse_config
+from components.model.validate import parse_config
 from tests.e2e import harness
 
 pytestmark = pytest.mark.e2e

@@ -161,8 +161,8 @@ def test_dev_stack_preview_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     if not has_plugin("command"):
         pytest.skip("no command provider plugin: github.com/pulumi/pulumi-command/provider is not served by the "
                     "module proxy (see bench/engine-bootstrap.md), and kind mode creates the cluster with it")
-    from components.config import parse_config
-    from components.gateway_api import CACHE_ENV, cached_path  # the stack's own cache layout
+    from components.model.gateway_api import CACHE_ENV, cached_path  # the stack's own cache layout
+    from components.model.validate import parse_config
 
     cache = tmp_path / "cache"
     config = dev_config()

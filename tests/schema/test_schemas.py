@@ -25,8 +25,8 @@ import kubernetes_validate
 import pytest
 from pulumi.runtime import rpc
 
-from components import versions
-from components.config import SECTIONS, StackConfig
+from components.model import versions
+from components.model.config import SECTIONS, StackConfig
 from tests.conftest import GATEWAY_API_FIXTURE, STACK_FILES, dev_config, dev_raw_config, stack_config, stack_name
 from tools import render, schemas
 from tools.mockgraph import Graph

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components import versions
+from components.model import versions
 from tests.conftest import dev_config
 from tools.mockgraph import Graph, Registration, run_stack
 

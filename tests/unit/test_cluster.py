@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from components.cluster import kind_config
-from components.smoke import verify_hints
+from components.model.kind import kind_config
+from components.model.outputs import verify_hints
 from tests.conftest import dev_config
 from tools.mockgraph import run_stack
 

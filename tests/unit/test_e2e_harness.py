@@ -16,7 +16,9 @@ import pulumi
 import pytest
 from pulumi.automation import events as auto_events
 
-from components.config import ConfigError, load_config, parse_config
+from components.model.config import ConfigError
+from components.model.validate import parse_config
+from components.stack import load_config
 from tests.conftest import L4_ZERO_TRUST, dev_config
 from tests.e2e import harness
 from tests.e2e.harness import EphemeralStack, Names, Step

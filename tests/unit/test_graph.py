@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from components.config import PROJECT
-from components.gateway_api import load_bundle
+from components.model.config import PROJECT
+from components.model.gateway_api import load_bundle
 from tests.conftest import GATEWAY_API_FIXTURE, L4_ZERO_TRUST, dev_config
 from tools.mockgraph import Graph, run_stack
 

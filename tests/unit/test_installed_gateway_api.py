@@ -11,9 +11,9 @@ from typing import Any
 import pulumi
 import pytest
 
-from components import gateway_api, versions
-from components.config import PROJECT, ClusterConfig, StackConfig
-from components.gateway_api import ClusterUnreadable, InstalledBundle, decide
+from components.model import gateway_api, versions
+from components.model.config import PROJECT, ClusterConfig, StackConfig
+from components.model.gateway_api import ClusterUnreadable, InstalledBundle, decide
 from components.stack import build_stack
 from tests.conftest import GATEWAY_API_FIXTURE, REPO, dev_config
 from tools.mockgraph import EchoMocks, RecordingMonitor

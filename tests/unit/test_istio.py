@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from components import profiles, versions
+from components.model import charts, versions
 from tests.conftest import dev_config
 from tools.mockgraph import Graph, Registration, run_stack
 
@@ -55,24 +55,25 @@ def test_ingress_gateway_pods_carry_the_tutorial_selector(graph: Graph) -> None:
     assert gateway.inputs["spec"]["selector"] == {"istio": "ingressgateway"}
 
 
-@pytest.mark.parametrize("chart", ["istiod", "cni", "ztunnel", "gateway"])
-def test_laptop_profile_sets_requests_on_each_chart(graph: Graph, chart: str) -> None:
-    helm_name = {"istiod": "istiod", "cni": "istio-cni", "ztunnel": "ztunnel",
-                 "gateway": "istio-ingressgateway"}[chart]
-    requests = releases(graph)[helm_name].inputs["values"]["resources"]["requests"]
-    expected = profiles.LAPTOP[chart].requests
+@pytest.mark.parametrize("key", [key for key, chart in charts.CHARTS.items() if chart.requests["laptop"]])
+def test_laptop_profile_sets_requests_on_each_chart(graph: Graph, key: str) -> None:
+    requests = releases(graph)[charts.CHARTS[key].release].inputs["values"]["resources"]["requests"]
+    expected = charts.requests("laptop", key)
     assert requests == {"cpu": f"{expected.cpu_millicores}m", "memory": f"{expected.memory_mib}Mi"}
 
 
+def test_every_chart_with_pods_has_laptop_requests() -> None:
+    assert {k for k, c in charts.CHARTS.items() if c.requests["laptop"]} == set(charts.CHART_DEFAULTS)
+
+
 def test_laptop_profile_fits_half_a_cpu_and_one_gib_on_three_nodes() -> None:
-    total = profiles.totals("laptop", nodes=dev_config().cluster.nodes)
-    assert dev_config().cluster.nodes == 3
+    total = charts.totals("laptop", nodes=3)
     assert total.cpu_millicores <= 500
     assert total.memory_mib <= 1024
 
 
 def test_chart_defaults_total_what_the_charts_request() -> None:
-    total = profiles.totals("chart-defaults", nodes=3)
+    total = charts.totals("chart-defaults", nodes=3)
     # istiod 500m/2Gi + 3 x cni 100m/100Mi + 3 x ztunnel 200m/512Mi + gateway 100m/128Mi
     assert (total.cpu_millicores, total.memory_mib) == (500 + 300 + 600 + 100, 2048 + 300 + 1536 + 128)
 

@@ -29,7 +29,7 @@ from pulumi_policy import (
 from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
-from components import versions
+from components.model import versions
 from tests.conftest import L4_ZERO_TRUST, REPO, dev_config, stack_config
 from tools.mockgraph import Graph, run_stack
 

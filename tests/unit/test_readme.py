@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from components import versions
-from components.config import SECTIONS
+from components.model import versions
+from components.model.config import SECTIONS
 from tests.conftest import REPO
 from tools import graph as drawing
 from tools.mockgraph import Graph

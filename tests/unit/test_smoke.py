@@ -14,13 +14,22 @@ import pulumi_command as command
 import pytest
 
 from components import smoke
-from components.smoke import SmokeCheck, SmokeCheckArgs, smoke_script, smoke_triggers, verify_argv
+from components.model import outputs
+from components.model.outputs import smoke_script, smoke_triggers, verify_argv
+from components.model.topology import in_cluster_ingress
+from components.smoke import SmokeCheck, SmokeCheckArgs
 from tests.conftest import L4_ZERO_TRUST, dev_config
 from tools import verify
-from tools.mockgraph import EchoMocks, RecordingMonitor, Registration
+from tools.mockgraph import EchoMocks, RecordingMonitor, Registration, run_stack
 
 SECRET_SIG = pulumi.runtime.rpc._special_sig_key  # the key that marks a secret value
 KUBECONFIG = "apiVersion: v1\nkind: Config\ncurrent-context: kind-ambient\nusers: [{name: admin}]\n"
+ISTIO_INGRESS = "istio-ingressgateway.istio-system"
+
+
+def core_argv(namespace: str = "default", ingress: str | None = ISTIO_INGRESS, host: str | None = None,
+              denied: tuple[str, ...] = (), wait: int = 180) -> list[str]:
+    return verify_argv(namespace, None, ingress, host, list(denied), wait)
 
 
 def build(**overrides: Any) -> dict[str, Registration]:
@@ -36,6 +45,7 @@ def build(**overrides: Any) -> dict[str, Registration]:
             "kubeconfig": pulumi.Output.secret(KUBECONFIG),
             "namespace": pulumi.Output.from_input("default"),
             "host_url": "http://localhost:8080/productpage",
+            "ingress_address": ISTIO_INGRESS,
             "expect_denied": ["notsleep"],
             "after": [upstream],
             "triggers": ["istio.version=1.31.1", "app.bookinfoTag=1.20.3"],
@@ -76,7 +86,7 @@ def test_it_runs_after_the_given_resources() -> None:
 def test_it_runs_the_core_checks_with_the_stacks_settings() -> None:
     run = build()["smoke-verify"]
     args = verify.parse_args(script_argv(run.inputs["create"]))
-    assert args.core and args.no_stack_outputs and args.kubeconfig_env == smoke.KUBECONFIG_ENV
+    assert args.core and args.no_stack_outputs and args.kubeconfig_env == outputs.KUBECONFIG_ENV
     assert args.namespace == "default" and args.kubeconfig is None and args.context is None
     assert args.host_url == "http://localhost:8080/productpage"
     assert args.ingress_address == "istio-ingressgateway.istio-system" and not args.no_ingress
@@ -88,7 +98,7 @@ def test_the_kubeconfig_is_a_secret_environment_value_and_nowhere_else() -> None
     run = build()["smoke-verify"]
     environment = run.inputs["environment"]
     assert set(environment) == {SECRET_SIG, "value"}  # the whole map is sent as a secret
-    assert environment["value"] == {smoke.KUBECONFIG_ENV: KUBECONFIG}
+    assert environment["value"] == {outputs.KUBECONFIG_ENV: KUBECONFIG}
     assert "apiVersion" not in run.inputs["create"] and "apiVersion" not in str(run.inputs["triggers"])
     # stdout only: verify never prints the kubeconfig, and stderr (tracebacks, kubectl noise) is not shown
     assert run.inputs["logging"] == "stdout"
@@ -118,16 +128,15 @@ def test_without_ingress_and_with_a_context() -> None:
 
 
 def test_gateway_api_ingress_without_a_host_url() -> None:
-    argv = verify_argv("bookinfo", None, SmokeCheckArgs(kubeconfig="", namespace="bookinfo",
-                                                        ingress_address="bookinfo-gateway-istio.bookinfo"))
+    argv = core_argv("bookinfo", ingress="bookinfo-gateway-istio.bookinfo")
     args = verify.parse_args(argv)
     assert args.ingress_address == "bookinfo-gateway-istio.bookinfo" and args.host_url is None
     assert args.namespace == "bookinfo"
 
 
 def test_the_environment_variable_is_the_one_verify_reads() -> None:
-    assert smoke.KUBECONFIG_ENV == verify.KUBECONFIG_ENV
-    assert smoke.DEFAULT_INGRESS_ADDRESS == verify.DEFAULT_INGRESS_ADDRESS
+    assert outputs.KUBECONFIG_ENV == verify.KUBECONFIG_ENV
+    assert in_cluster_ingress(dev_config(app={"ingress": "istio"})) == verify.DEFAULT_INGRESS_ADDRESS
 
 
 def test_triggers_follow_every_config_section() -> None:
@@ -136,8 +145,6 @@ def test_triggers_follow_every_config_section() -> None:
     assert [t.split("=", 1)[0] for t in base][:4] == ["cluster", "istio", "gateway_api", "app"]
     bumped = smoke_triggers(dev_config(istio={"version": "1.31.2"}))
     assert [a == b for a, b in zip(base, bumped, strict=True)] == [t.split("=")[0] != "istio" for t in base]
-    with pytest.raises(TypeError):
-        smoke_triggers({"istio": {}})
 
 
 @pytest.fixture
@@ -148,18 +155,18 @@ def fake_python(tmp_path: Path) -> Any:
         script = tmp_path / "python"
         script.write_text("#!/bin/sh\n"
                           f'printf "%s\\n" "$@" > {record}\n'
-                          f'printf "%s" "${smoke.KUBECONFIG_ENV}" > {record}.env\n'
+                          f'printf "%s" "${outputs.KUBECONFIG_ENV}" > {record}.env\n'
                           "echo 'verify: checks ...'\n"
                           f"exit {exit_code}\n")
         script.chmod(script.stat().st_mode | stat.S_IXUSR)
-        env = {**os.environ, "AMBIENT_MESH_PYTHON": str(script), smoke.KUBECONFIG_ENV: KUBECONFIG}
+        env = {**os.environ, "AMBIENT_MESH_PYTHON": str(script), outputs.KUBECONFIG_ENV: KUBECONFIG}
         return env, record
     return make
 
 
 def test_the_script_passes_when_verify_passes(fake_python: Any) -> None:
     env, record = fake_python(0)
-    argv = verify_argv("default", None, SmokeCheckArgs(kubeconfig="", namespace="default", expect_denied=["notsleep"]))
+    argv = core_argv(denied=("notsleep",))
     done = subprocess.run(["/bin/sh", "-c", smoke_script(argv)], env=env, capture_output=True, text=True,
                           cwd=smoke.REPO_ROOT, timeout=30, check=False)
     assert done.returncode == 0 and "FAILED" not in done.stdout
@@ -169,26 +176,26 @@ def test_the_script_passes_when_verify_passes(fake_python: Any) -> None:
 
 def test_the_script_fails_with_a_clear_message_when_verify_fails(fake_python: Any) -> None:
     env, _ = fake_python(1)
-    argv = verify_argv("default", None, SmokeCheckArgs(kubeconfig="", namespace="default"))
+    argv = core_argv()
     done = subprocess.run(["/bin/sh", "-c", smoke_script(argv)], env=env, capture_output=True, text=True,
                           cwd=smoke.REPO_ROOT, timeout=30, check=False)
     assert done.returncode == 1
     assert done.stdout.startswith("verify: checks ...")
-    assert smoke.FAILURE_MESSAGE in done.stdout and "ambient-mesh:verify.smokeCheck" in done.stdout
+    assert outputs.FAILURE_MESSAGE in done.stdout and "ambient-mesh:verify.smokeCheck" in done.stdout
 
 
 def test_the_real_verify_fails_the_script_without_a_cluster(tmp_path: Path) -> None:
     """The whole chain with the real verify: no kubectl on PATH here, so the core checks fail and so does the script."""
     import sys
 
-    env = {"PATH": str(tmp_path), "AMBIENT_MESH_PYTHON": sys.executable, smoke.KUBECONFIG_ENV: KUBECONFIG,
+    env = {"PATH": str(tmp_path), "AMBIENT_MESH_PYTHON": sys.executable, outputs.KUBECONFIG_ENV: KUBECONFIG,
            "HOME": str(tmp_path)}
-    argv = verify_argv("default", None, SmokeCheckArgs(kubeconfig="", namespace="default", wait_seconds=0))
+    argv = core_argv(wait=0)
     argv += ["--attempts", "1"]
     done = subprocess.run(["/bin/sh", "-c", smoke_script(argv)], env=env, capture_output=True, text=True,
                           cwd=smoke.REPO_ROOT, timeout=60, check=False)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "kubectl: command not found" in done.stdout and smoke.FAILURE_MESSAGE in done.stdout
+    assert "kubectl: command not found" in done.stdout and outputs.FAILURE_MESSAGE in done.stdout
     assert "current-context" not in done.stdout + done.stderr
 
 
@@ -196,7 +203,7 @@ def test_the_real_verify_fails_the_script_without_a_cluster(tmp_path: Path) -> N
 
 def test_verify_hints_of_a_kind_stack() -> None:
     config = dev_config(cluster={"name": "mesh", "ingressHostPort": 9090}, security=L4_ZERO_TRUST)
-    assert smoke.verify_hints(config) == {
+    assert outputs.verify_hints(config) == {
         "context": "kind-mesh",
         "hostUrl": "http://localhost:9090/productpage",
         "ingressAddress": "istio-ingressgateway.istio-system",
@@ -204,65 +211,51 @@ def test_verify_hints_of_a_kind_stack() -> None:
         "waypoint": None,
     }
     # The tutorial's setting: no policy, nobody denied.
-    assert smoke.verify_hints(dev_config(security={"productpageClients": [], "defaultDeny": False}))[
+    assert outputs.verify_hints(dev_config(security={"productpageClients": [], "defaultDeny": False}))[
         "expectDenied"] == []
 
 
 def test_verify_hints_follow_ingress_cluster_and_waypoint(tmp_path: Path) -> None:
-    gateway_api = smoke.verify_hints(dev_config(app={"ingress": "gateway-api", "namespace": "bookinfo"}))
+    gateway_api = outputs.verify_hints(dev_config(app={"ingress": "gateway-api", "namespace": "bookinfo"}))
     assert gateway_api["ingressAddress"] == "bookinfo-gateway-istio.bookinfo"
     assert gateway_api["hostUrl"] == "http://localhost:8080/productpage"
-    none = smoke.verify_hints(dev_config(app={"ingress": "none"}, security={"productpageClients": ["sleep"]}))
+    none = outputs.verify_hints(dev_config(app={"ingress": "none"}, security={"productpageClients": ["sleep"]}))
     assert none["ingressAddress"] is None and none["hostUrl"] is None
     kubeconfig = tmp_path / "config"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
-    existing = smoke.verify_hints(dev_config(cluster={"provider": "existing", "context": "minikube"}))
+    existing = outputs.verify_hints(dev_config(cluster={"provider": "existing", "context": "minikube"}))
     assert existing["context"] == "minikube" and existing["hostUrl"] is None  # no host mapping there
-    waypoint = smoke.verify_hints(dev_config(waypoint={"mode": "namespace", "name": "wp"}, security=L4_ZERO_TRUST))
+    waypoint = outputs.verify_hints(dev_config(waypoint={"mode": "namespace", "name": "wp"}, security=L4_ZERO_TRUST))
     # The waypoint checks the same clients as ztunnel did: notsleep stays denied.
     assert waypoint["waypoint"] == "wp" and waypoint["expectDenied"] == ["notsleep"]
 
 
-def test_args_for_the_stack() -> None:
+def smoke_args(config: Any) -> Any:
+    """The verify flags of the stack's own smoke check, as the whole program registers it."""
+    return verify.parse_args(script_argv(run_stack(config).get("smoke-verify").inputs["create"]))
+
+
+def test_the_stack_hands_the_smoke_check_its_config() -> None:
     config = dev_config(cluster={"ingressHostPort": 9090}, security=L4_ZERO_TRUST)
-    args = SmokeCheckArgs.for_stack(config, "kc", "default", [])
+    args = smoke_args(config)
     assert (args.context, args.host_url, args.ingress_address, args.expect_denied) == (
-        None, "http://localhost:9090/productpage", "istio-ingressgateway.istio-system", ["notsleep"])
-    assert args.triggers == smoke_triggers(config)
-    existing = SmokeCheckArgs.for_stack(dev_config(cluster={"provider": "existing", "context": "minikube"}),
-                                        "", "default", [])
+        None, "http://localhost:9090/productpage", ISTIO_INGRESS, ["notsleep"])
+    assert run_stack(config).get("smoke-verify").inputs["triggers"] == smoke_triggers(config)
+    existing = smoke_args(dev_config(cluster={"provider": "existing", "context": "minikube"}))
     assert existing.context == "minikube" and existing.host_url is None
+    assert smoke_args(dev_config()).expect_denied == []  # the tutorial: nobody denied
 
 
 def test_wired_at_the_end_of_the_whole_stack() -> None:
-    """The stack built under mocks, then a SmokeCheck after every component: it waits for all of them."""
-    from components.stack import build_stack
-
-    echo = EchoMocks()
-    monitor = RecordingMonitor(echo)
-    pulumi.runtime.set_mocks(echo, project="ambient-mesh", stack="dev", preview=False, monitor=monitor)
-    config = dev_config(security=L4_ZERO_TRUST)
-    expected: set[str] = set()
-
-    @pulumi.runtime.test
-    def program() -> pulumi.Output[Any]:
-        stack = build_stack(config)
-        components = [getattr(stack, f) for f in stack.__dataclass_fields__]
-        after = [c for c in components if isinstance(c, pulumi.Resource) and c is not stack.cluster]
-        expected.update(c._name for c in after)
-        check = SmokeCheck("smoke-wired", SmokeCheckArgs.for_stack(config, stack.cluster.kubeconfig,
-                                                                    stack.namespace.name, after))
-        return check.stdout
-
-    program()
-    by_name = {r.name: r for r in monitor.registrations}
-    run = by_name["smoke-wired-verify"]
-    # depends_on a component means on every resource inside it
-    waited = {component_of(monitor.registrations, urn) for urn in run.explicit_dependencies}
-    holding = {component_of(monitor.registrations, r.urn) for r in monitor.registrations if r.custom}
-    assert {"ambient", "bookinfo", "clients", "istio"} <= waited
-    assert waited == expected & holding  # every component given that holds a resource
-    assert verify.parse_args(script_argv(run.inputs["create"])).expect_denied == ["notsleep"]
+    """The stack's smoke check runs after every other resource the stack creates."""
+    graph = run_stack(dev_config(security=L4_ZERO_TRUST, sidecar={"enabled": True}))
+    run = graph.get("smoke-verify")
+    # The Gateway API bundle is waited for only through what uses it (test_graph.py says why).
+    bundle = {r.name for r in graph.children("gateway-api")}
+    others = {r.name for r in graph if r.custom and r.name != run.name and not r.type.startswith("pulumi:providers:")}
+    assert others - bundle <= graph.waits_for(run.name)
+    waited = {component_of(graph.registrations, urn) for urn in run.explicit_dependencies}
+    assert {"ambient", "bookinfo", "clients", "istio", "security", "ingress", "sidecar"} <= waited
     assert set(run.inputs["environment"]) == {SECRET_SIG, "value"}
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from components.config import SECTIONS, read_stack_file
+from components.model.config import SECTIONS, read_stack_file
 from tests import authz
 from tests.conftest import DEV_STACK_FILE, L4_ZERO_TRUST, REPO, STACK_FILES, dev_config, stack_config, stack_name
 from tools.mockgraph import Graph, run_stack

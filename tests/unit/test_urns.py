@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from components.config import parse_config
+from components.model.validate import parse_config
 from tests.conftest import GATEWAY_API_FIXTURE, STACK_FILES, stack_name
 from tools.mockgraph import run_stack
 

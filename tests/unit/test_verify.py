@@ -770,10 +770,7 @@ def test_system_runner_http_get_on_loopback() -> None:
 
 
 def test_names_match_the_stack() -> None:
-    from components.bookinfo import BOOKINFO_PORT
-    from components.clients import CLIENT_NAMES
-    from components.istio import INGRESS_RELEASE, ISTIO_NAMESPACE
-    from components.namespace import AMBIENT_LABEL
+    from components.model.catalog import AMBIENT_LABEL, BOOKINFO_PORT, CLIENT_NAMES, INGRESS_RELEASE, ISTIO_NAMESPACE
 
     assert verify.ISTIO_NAMESPACE == ISTIO_NAMESPACE
     assert f"{INGRESS_RELEASE}.{ISTIO_NAMESPACE}" == verify.DEFAULT_INGRESS_ADDRESS

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from components import versions
-from components.config import GATEWAY_API_MODES, ConfigError, parse_config
+from components.model import versions
+from components.model.config import GATEWAY_API_MODES, ConfigError
+from components.model.validate import parse_config
 from tests.conftest import dev_raw_config
 from tools import schemas
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from components.config import StackConfig
+from components.model.config import StackConfig
 from tests.conftest import L4_ZERO_TRUST, dev_config
 from tools.mockgraph import Graph, Registration, run_stack
 

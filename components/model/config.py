@@ -1,7 +1,8 @@
-"""Typed, validated stack configuration.
+"""Typed stack configuration and the reading of each section.
 
-Every key is read and checked before any resource is registered: a bad value stops the program with one
-message naming the key, the value received and what is accepted.
+Every key is read and checked before any resource is registered: a bad value stops the program with one message
+naming the key, the value received and what is accepted. Rules that need the stack's topology (identities) are
+in validate.py, which is what callers use: `validate.parse_config(raw)`.
 """
 
 from __future__ import annotations
@@ -11,13 +12,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
-import pulumi
-
-from components import versions
-
-PROJECT = "ambient-mesh"
+from components.model import versions
+from components.model.catalog import ISTIO_NAMESPACE, PROJECT
 
 ClusterProvider = Literal["kind", "existing"]
 ResourceProfile = Literal["laptop", "chart-defaults"]
@@ -25,13 +23,17 @@ IngressMode = Literal["istio", "gateway-api", "none"]
 MtlsMode = Literal["strict", "permissive"]
 WaypointMode = Literal["none", "namespace", "services"]
 
-CLUSTER_PROVIDERS: tuple[ClusterProvider, ...] = ("kind", "existing")
-RESOURCE_PROFILES: tuple[ResourceProfile, ...] = ("laptop", "chart-defaults")
-INGRESS_MODES: tuple[IngressMode, ...] = ("istio", "gateway-api", "none")
-MTLS_MODES: tuple[MtlsMode, ...] = ("strict", "permissive")
-WAYPOINT_MODES: tuple[WaypointMode, ...] = ("none", "namespace", "services")
-HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-GATEWAY_API_MODES = ("install", "skip")
+GatewayApiMode = Literal["install", "skip"]
+HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+# The accepted values, read off the types above so that each list is written once.
+CLUSTER_PROVIDERS: tuple[ClusterProvider, ...] = get_args(ClusterProvider)
+RESOURCE_PROFILES: tuple[ResourceProfile, ...] = get_args(ResourceProfile)
+INGRESS_MODES: tuple[IngressMode, ...] = get_args(IngressMode)
+MTLS_MODES: tuple[MtlsMode, ...] = get_args(MtlsMode)
+WAYPOINT_MODES: tuple[WaypointMode, ...] = get_args(WaypointMode)
+GATEWAY_API_MODES: tuple[GatewayApiMode, ...] = get_args(GatewayApiMode)
+HTTP_METHODS: tuple[HttpMethod, ...] = get_args(HttpMethod)
 MAX_WORKERS = 10
 NODE_PORT_RANGE = (30000, 32767)
 
@@ -42,8 +44,8 @@ _URL = re.compile(r"^(https?|oci)://\S+$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
 
 
-class ConfigError(pulumi.RunError):
-    """A configuration value that the stack cannot use. RunError: Pulumi prints the message, no traceback."""
+class ConfigError(ValueError):
+    """A configuration value that the stack cannot use (the program turns it into one line, no traceback)."""
 
     def __init__(self, key: str, value: Any, accepted: str) -> None:
         self.key = key
@@ -83,7 +85,7 @@ class IstioConfig:
 
 @dataclass(frozen=True)
 class GatewayApiConfig:
-    mode: Literal["install", "skip"] = "install"
+    mode: GatewayApiMode = "install"
     version: str = versions.GATEWAY_API_VERSION
     # URL or local file of the CRD bundle; empty means the official release of `version`.
     source: str = ""
@@ -241,8 +243,9 @@ class _Section:
         return value
 
 
-def parse_config(raw: Mapping[str, Any]) -> StackConfig:
-    """Build the typed config from plain data (the `ambient-mesh:*` objects of a stack file)."""
+def read_sections(raw: Mapping[str, Any]) -> StackConfig:
+    """The typed config from plain data (the `ambient-mesh:*` objects of a stack file), every section checked, and
+    the rules across sections that need no topology; validate.parse_config adds the rest."""
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ConfigError(unknown[0], raw[unknown[0]], "one of the keys " + ", ".join(SECTIONS))
@@ -257,7 +260,6 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
         verify=VerifyConfig(smoke_check=_Section("verify", raw.get("verify")).boolean("smokeCheck", True)),
     )
     _check_versions(config)
-    _check_together(config)
     return config
 
 
@@ -325,14 +327,14 @@ def _parse_gateway_api(s: _Section) -> GatewayApiConfig:
         if not path.is_file():
             raise ConfigError(s.key("source"), source, "an http(s):// URL or an existing local YAML file")
         source = str(path.resolve())
-    return GatewayApiConfig(mode=cast(Literal["install", "skip"], mode), version=version, source=source)
+    return GatewayApiConfig(mode=cast(GatewayApiMode, mode), version=version, source=source)
 
 
 def _parse_app(s: _Section) -> AppConfig:
     d = AppConfig()
     namespace = s.string("namespace", d.namespace, _DNS_LABEL,
                          "a Kubernetes namespace name: lower-case DNS label, at most 63 characters")
-    if len(namespace) > 63 or namespace.startswith("kube-") or namespace == "istio-system":
+    if len(namespace) > 63 or namespace.startswith("kube-") or namespace == ISTIO_NAMESPACE:
         raise ConfigError(s.key("namespace"), namespace,
                           "a namespace of your own (not istio-system or kube-*), lower-case DNS label, at most 63 "
                           "characters")
@@ -405,33 +407,6 @@ def _check_versions(config: StackConfig) -> None:
                               f"a kind node image tagged vX.Y.Z with Kubernetes {low} to {high} (what Istio "
                               f"{istio_minor} supports), e.g. kindest/node:v{high}.<patch>, optionally @sha256:...; "
                               "or one pinned by digest alone (its version is then not checked)")
-
-
-def _check_together(config: StackConfig) -> None:
-    """Rules that span sections: each still names one key."""
-    from components.identities import resolve, services
-
-    if config.sidecar.enabled and config.sidecar.namespace == config.app.namespace:
-        raise ConfigError("sidecar.namespace", config.sidecar.namespace,
-                          f"a namespace other than app.namespace ({config.app.namespace}): one namespace never "
-                          "carries both istio.io/dataplane-mode=ambient and istio-injection=enabled")
-    for name in config.waypoint.services:
-        if name not in services():
-            raise ConfigError("waypoint.services", name, "Bookinfo services: " + ", ".join(services()))
-    if config.security.l7_clients and not config.waypoint.covers("productpage"):
-        raise ConfigError("security.l7Clients", list(config.security.l7_clients),
-                          "an empty list unless a waypoint serves productpage (waypoint.mode namespace, or services "
-                          "with productpage): L7 rules are enforced only by a waypoint")
-    for key, identities in (("security.productpageClients", config.security.productpage_clients),
-                            ("security.l7Clients", config.security.l7_clients)):
-        for identity in identities:
-            resolve(identity, config, key)
-
-
-def load_config() -> StackConfig:
-    """Read and validate the running stack's `ambient-mesh:*` config."""
-    config = pulumi.Config(PROJECT)
-    return parse_config({section: config.get_object(section) for section in SECTIONS})
 
 
 def read_stack_file(path: str | os.PathLike[str]) -> dict[str, Any]:

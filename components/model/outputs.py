@@ -1,0 +1,137 @@
+"""What the stack tells its user: the tutorial's checks (tryIt), further checks (moreChecks), what verify should
+expect (verify), and the smoke check's command line."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import asdict, fields, is_dataclass
+from typing import Any
+
+from components.model import catalog
+from components.model.config import StackConfig
+from components.model.policy import expected_denied
+from components.model.topology import (
+    host_url,
+    in_cluster_ingress,
+    ingress_gateway,
+    ingress_url,
+    kube_context,
+    kubectl,
+)
+
+TITLE = 'grep -o "<title>.*</title>"'
+
+
+def _app_kubectl(config: StackConfig) -> str:
+    k, ns = kubectl(config.cluster), config.app.namespace
+    return k if ns == "default" else f"{k} -n {ns}"
+
+
+def try_it(config: StackConfig) -> list[str]:
+    """The tutorial's own checks, verbatim but for the kubectl context (and namespace), in the tutorial's order."""
+    k, app = kubectl(config.cluster), _app_kubectl(config)
+
+    def curl(client: str, url: str) -> str:
+        return f"{app} exec deploy/{client} -- curl -s {url} | {TITLE}"
+
+    commands = [f"{k} get nodes -o wide", f"{k} get pods -n {catalog.ISTIO_NAMESPACE}"]
+    ingress = in_cluster_ingress(config)
+    if ingress is not None:
+        commands.append(curl("sleep", f"http://{ingress}/productpage"))
+    productpage = f"http://{catalog.PRODUCTPAGE}:{catalog.BOOKINFO_PORT}/"
+    commands += [
+        curl("sleep", productpage),
+        curl("notsleep", productpage),
+        # The tutorial's spacing, kept as written.
+        f"for i in {{1..10}}; do   {curl('notsleep', productpage)};   sleep 1; done",
+        f"{k} logs -n {catalog.ISTIO_NAMESPACE} -l app=ztunnel",
+    ]
+    return commands
+
+
+def more_checks(config: StackConfig) -> dict[str, str]:
+    """Checks beyond the tutorial: from this machine, the sidecar namespace, and what zero trust denies."""
+    k, app, ns = kubectl(config.cluster), _app_kubectl(config), config.app.namespace
+    productpage = f"http://{catalog.PRODUCTPAGE}:{catalog.BOOKINFO_PORT}/"
+    commands: dict[str, str] = {}
+    url = ingress_url(config)
+    if url is not None:
+        commands["viaHost"] = f"curl -s {url} | {TITLE}"
+        gateway = ingress_gateway(config)
+        if config.cluster.provider == "existing" and gateway is not None:
+            commands["portForward"] = (f"{k} port-forward -n {gateway[0]} svc/{gateway[1]} "
+                                       f"{config.cluster.ingress_host_port}:80")
+    if config.sidecar.enabled:
+        client = catalog.SIDECAR_CLIENT
+        commands["fromSidecar"] = (f"{k} exec -n {config.sidecar.namespace} deploy/{client} -c {client} -- "
+                                   f"curl -s http://{catalog.PRODUCTPAGE}.{ns}:{catalog.BOOKINFO_PORT}/ | {TITLE}")
+    status = "curl -s -o /dev/null -w '%{http_code}\\n'"
+    for client in expected_denied(config):
+        where = ("403 from the waypoint (RBAC: access denied)" if config.waypoint.covers(catalog.PRODUCTPAGE)
+                 else "exit 56: ztunnel resets the connection")
+        commands[f"{client}Denied"] = f'{app} exec deploy/{client} -- {status} {productpage}; echo "exit $?"  # {where}'
+    if config.security.default_deny and not config.waypoint.covers("details"):
+        # Only productpage may call details: any other caller is refused at L4.
+        commands["deniedAtL4"] = (f"{app} exec deploy/notsleep -- curl -s http://details:{catalog.BOOKINFO_PORT}"
+                                  '/details/0; echo "exit $?"  # exit 56: ztunnel resets the connection (default deny)')
+    if config.security.l7_clients:
+        methods = "/".join(config.security.l7_methods)
+        client = config.security.l7_clients[0]
+        commands["deniedAtL7"] = (f"{app} exec deploy/{client} -- {status} -X DELETE {productpage}  "
+                                  f"# 403 from the waypoint: only {methods} is allowed")
+    return commands
+
+
+def verify_hints(config: StackConfig) -> dict[str, Any]:
+    """What this configuration expects of verify; exported as the stack output `verify` for `make verify`."""
+    return {
+        "context": kube_context(config.cluster),
+        "hostUrl": host_url(config),
+        "ingressAddress": in_cluster_ingress(config),
+        "expectDenied": expected_denied(config),
+        "waypoint": config.waypoint.name if config.waypoint.mode != "none" else None,
+    }
+
+
+# --- the in-stack smoke check ----------------------------------------------------------------------------------
+
+# Read by tools/verify (--kubeconfig-env); kept in step by a unit test.
+KUBECONFIG_ENV = "AMBIENT_MESH_KUBECONFIG"
+# Which Python runs verify (standard library only): the caller's environment, not an input, so that it never
+# shows as a diff.
+PYTHON = '"${AMBIENT_MESH_PYTHON:-python3}"'
+FAILURE_MESSAGE = ("ambient-mesh smoke check FAILED: the stack is deployed but the mesh does not work (see the checks "
+                   "above). `make verify` runs every check with its evidence; set ambient-mesh:verify.smokeCheck to "
+                   "false to skip this check.")
+
+
+def verify_argv(namespace: str, context: str | None, ingress_address: str | None, host: str | None,
+                denied: list[str], wait_seconds: int) -> list[str]:
+    """The flags of `python -m tools.verify` for the core checks."""
+    argv = ["--core", "--no-stack-outputs", "--kubeconfig-env", KUBECONFIG_ENV, "--namespace", namespace]
+    if context:
+        argv += ["--context", context]
+    if ingress_address is None:
+        argv.append("--no-ingress")
+    else:
+        argv += ["--ingress-address", ingress_address]
+        if host:
+            argv += ["--host-url", host]
+    for client in denied:
+        argv += ["--expect-denied", client]
+    argv += ["--wait", str(wait_seconds)]
+    return argv
+
+
+def smoke_script(argv: list[str]) -> str:
+    """The shell command: verify, then one clear line when it fails."""
+    return (f"{PYTHON} -m tools.verify {shlex.join(argv)} || {{ status=$?; echo; "
+            f"echo {shlex.quote(FAILURE_MESSAGE)}; exit $status; }}")
+
+
+def smoke_triggers(config: StackConfig) -> list[str]:
+    """One `section=<json>` trigger per section of the stack config: any config change re-runs the check."""
+    return [f"{f.name}={json.dumps(asdict(getattr(config, f.name)), sort_keys=True, default=str)}"
+            if is_dataclass(getattr(config, f.name)) else f"{f.name}={json.dumps(getattr(config, f.name), default=str)}"
+            for f in fields(config)]
