@@ -32,8 +32,9 @@ destroy: ## delete everything the stack created, the kind cluster included
 test: venv ## unit + schema tests: mocks only, no cluster, no network
 	$(BIN)/python -m pytest -q -n auto
 
-lint: venv ## ruff (lint + import order)
+lint: venv ## ruff (lint + import order) and the layer contracts of components/ (import-linter)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck: venv ## mypy
 	$(BIN)/mypy components tools tests bench policy

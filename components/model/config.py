@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
+import yaml
+
 from components.model import versions
 from components.model.catalog import ISTIO_NAMESPACE, PROJECT
 
@@ -411,8 +413,6 @@ def _check_versions(config: StackConfig) -> None:
 
 def read_stack_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The `ambient-mesh:*` objects of a Pulumi.<stack>.yaml, keyed by section (for tools that run without Pulumi)."""
-    import yaml
-
     with open(path, encoding="utf-8") as handle:
         document = yaml.safe_load(handle) or {}
     prefix = f"{PROJECT}:"
