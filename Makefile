@@ -15,7 +15,7 @@ $(BIN)/python:
 
 venv: $(BIN)/python ## create .venv, install runtime + dev requirements and the pinned schema modules
 	$(BIN)/pip install -q -r requirements-dev.txt
-	$(BIN)/python -m tools.schemas fetch
+	$(BIN)/python -m tools.testkit.schemas fetch
 
 up: $(BIN)/python ## create the kind cluster and the whole mesh (local state backend)
 	$(BIN)/pip install -q -r requirements.txt
@@ -40,19 +40,19 @@ typecheck: venv ## mypy
 	$(BIN)/mypy components tools tests bench policy
 
 lint-workflows: ## actionlint on .github/workflows (built from its Go module on first use, ~40 s; Go >= 1.25)
-	tools/lint-workflows.sh
+	tools/testkit/lint-workflows.sh
 
 test-policy: venv ## the policy pack's and the workflows' unit tests
 	$(BIN)/python -m pytest -q tests/unit/test_policy.py tests/unit/test_workflows.py
 
-verify: ## prove the deployed mesh works: pods, ambient label, curls, ingress, ztunnel HBONE (tools/verify.py)
+verify: ## prove the deployed mesh works: pods, ambient label, curls, ingress, ztunnel HBONE (tools/verify/)
 	$(BIN)/python -m tools.verify --stack $(STACK) $(VERIFY_ARGS)
 
 test-e2e: venv ## e2e on a fresh kind cluster: up, verify, preview, destroy (Docker, kind, kubectl, pulumi)
 	$(BIN)/python -m pytest tests/e2e -m e2e -v -rs
 
 engine: ## build the engine tier (Pulumi CLI, providers, kwok control plane) into ~/.cache/ambient-mesh-engine
-	tools/bootstrap-engine.sh
+	tools/testkit/bootstrap-engine.sh
 
 test-engine: venv engine ## real Pulumi engine + kubernetes provider against a local kwok cluster, offline
 	$(BIN)/python -m pytest -m engine tests/engine -v -rs

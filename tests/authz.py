@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tools.mockgraph import Graph
+from tools.testkit.mockgraph import Graph
 
 AUTHZ = "kubernetes:security.istio.io/v1:AuthorizationPolicy"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

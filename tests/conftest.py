@@ -10,7 +10,7 @@ import pytest
 
 from components.model.config import StackConfig, read_stack_file
 from components.model.validate import parse_config
-from tools.mockgraph import Graph, run_stack
+from tools.testkit.mockgraph import Graph, run_stack
 
 REPO = Path(__file__).resolve().parent.parent
 DEV_STACK_FILE = REPO / "Pulumi.dev.yaml"

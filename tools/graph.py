@@ -11,7 +11,7 @@ from pathlib import Path
 
 from components.model.config import PROJECT, read_stack_file
 from components.model.validate import parse_config
-from tools.mockgraph import Graph, Registration, run_stack
+from tools.testkit.mockgraph import Graph, Registration, run_stack
 
 REPO = Path(__file__).resolve().parent.parent
 BEGIN = "<!-- graph:begin (python -m tools.graph --write) -->"

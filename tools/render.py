@@ -47,7 +47,7 @@ from pulumi.runtime import rpc
 from components.model import gateway_api, versions
 from components.model.config import StackConfig, read_stack_file
 from components.model.validate import parse_config
-from tools.mockgraph import Registration, run_stack
+from tools.testkit.mockgraph import Registration, run_stack
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_STACK_FILE = REPO / "Pulumi.dev.yaml"
@@ -292,7 +292,7 @@ def gateway_api_source(raw: dict[str, Any], override: str | None = None, downloa
     if download:
         gateway_api.read_source(source)
         return RenderSource(source, source, notes=["downloaded"])
-    from tools import schemas
+    from tools.testkit import schemas
 
     module_bundle = schemas.gateway_api_standard_install(config.version)
     if module_bundle is not None and source == versions.GATEWAY_API_RELEASE_URL.format(version=config.version):
@@ -345,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--download", action="store_true",
                         help="download the configured Gateway API bundle if it is not cached yet")
     parser.add_argument("--validate", action="store_true",
-                        help="also validate every object against the published schemas (tools/schemas.py)")
+                        help="also validate every object against the published schemas (tools/testkit/schemas.py)")
     args = parser.parse_args(argv)
 
     config, source = load_config(args.stack_file, args.sets, args.gateway_api_crds, args.download)
@@ -362,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write(rendered, out, index)
     print(f"render: {len(rendered)} files in {out}")
     if args.validate:
-        from tools import schemas
+        from tools.testkit import schemas
 
         failures = 0
         for item in rendered:

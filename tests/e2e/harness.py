@@ -206,7 +206,7 @@ def predicted_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> se
 @functools.lru_cache(maxsize=8)
 def _mock_inputs(raw_json: str) -> dict[str, tuple[str, str]]:
     """Type and inputs of every custom resource the program registers for a config (given as JSON), offline."""
-    from tools.mockgraph import run_stack
+    from tools.testkit.mockgraph import run_stack
 
     offline = json.loads(raw_json)
     offline["gatewayApi"] = {**(offline.get("gatewayApi") or {}), "source": str(GATEWAY_API_FIXTURE)}

@@ -3,8 +3,8 @@
 kube-apiserver, kube-controller-manager, kube-scheduler and etcd run as local processes bound to 127.0.0.1; kwok
 plays the kubelets of two fake nodes (no taints) and marks their pods Running and Ready, so Deployments and
 DaemonSets become Ready and Helm's wait succeeds. Nothing is downloaded: every binary comes from
-tools/bootstrap-engine.sh's cache. LoadBalancer Services never get an address (no cloud), NodePorts are allocated
-but serve nothing.
+tools/testkit/bootstrap-engine.sh's cache. LoadBalancer Services never get an address (no cloud), NodePorts are
+allocated but serve nothing.
 
     with KwokCluster.start(tmp_path) as cluster:
         cluster.kubectl("get", "nodes")
@@ -39,7 +39,7 @@ def engine_bin() -> Path:
 
 
 def missing_binaries(names: tuple[str, ...] = CONTROL_PLANE + ENGINE) -> list[str]:
-    """Binaries of the engine tier that tools/bootstrap-engine.sh has not (yet) built."""
+    """Binaries of the engine tier that tools/testkit/bootstrap-engine.sh has not (yet) built."""
     return [name for name in names if not os.access(engine_bin() / name, os.X_OK)]
 
 
@@ -108,7 +108,7 @@ class KwokCluster:
     def create(self, timeout: float = 240) -> None:
         missing = missing_binaries(CONTROL_PLANE)
         if missing:
-            raise KwokError(f"missing {', '.join(missing)} in {self.bin_dir}: run tools/bootstrap-engine.sh")
+            raise KwokError(f"missing {', '.join(missing)} in {self.bin_dir}: run tools/testkit/bootstrap-engine.sh")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.write_config()
         kwokctl = str(self.bin_dir / "kwokctl")

@@ -1,7 +1,7 @@
 """Engine tests: the real Pulumi CLI, the real kubernetes provider and the stack's own program, through the
 Automation API, offline, against a local kwok control plane (tests/engine/kwok.py).
 
-Needs the engine tier that tools/bootstrap-engine.sh builds (the tests skip, saying so, when it is missing) and
+Needs the engine tier that tools/testkit/bootstrap-engine.sh builds (the tests skip, saying so, when it is missing) and
 the project's virtualenv (.venv). Each test module works on a throw-away copy of the project (Pulumi.yaml and a
 stack file copied, program, components and .venv linked) with a file backend in a temp dir, so nothing in the
 repo changes; PULUMI_HOME is the engine cache's own, and plugins are never downloaded.
@@ -40,7 +40,7 @@ NOT_BUILT = missing_binaries(ENGINE) + [
 pytestmark = [
     pytest.mark.engine,
     pytest.mark.skipif(bool(NOT_BUILT), reason=f"engine tier not built ({', '.join(NOT_BUILT)} missing in "
-                       f"{engine_cache() / 'bin'}): run tools/bootstrap-engine.sh"),
+                       f"{engine_cache() / 'bin'}): run tools/testkit/bootstrap-engine.sh"),
     pytest.mark.skipif(not (REPO / ".venv" / "bin" / "python").exists(),
                        reason="no project virtualenv (.venv): run make venv"),
 ]
@@ -192,7 +192,7 @@ def kwok(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KwokCluster]:
     missing = missing_binaries(CONTROL_PLANE)
     if missing:
         pytest.skip(f"kwok control plane not built ({', '.join(missing)} missing in {engine_cache() / 'bin'}): "
-                    "run tools/bootstrap-engine.sh")
+                    "run tools/testkit/bootstrap-engine.sh")
     started = time.monotonic()
     with KwokCluster.start(tmp_path_factory.mktemp("kwok"), nodes=2) as cluster:
         record("kwok_cluster_up_s", time.monotonic() - started)

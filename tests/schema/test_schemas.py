@@ -1,8 +1,8 @@
 """Every object the stack creates, under every config switch, validates offline against published schemas.
 
-Core kinds: kubernetes-validate's strict schemas for Kubernetes tools.schemas.KUBERNETES_VERSION. Istio and Gateway API
-kinds: the CRDs of the pinned istio.io/api and sigs.k8s.io/gateway-api modules, made strict (unknown fields are
-errors). A kind without a published schema fails: nothing is waved through.
+Core kinds: kubernetes-validate's strict schemas for Kubernetes tools.testkit.schemas.KUBERNETES_VERSION. Istio and
+Gateway API kinds: the CRDs of the pinned istio.io/api and sigs.k8s.io/gateway-api modules, made strict (unknown
+fields are errors). A kind without a published schema fails: nothing is waved through.
 
 Config switches: every Literal or bool key of every config section is picked up by itself (each value other than
 Pulumi.dev.yaml's is rendered once); add to EXTRA_KEYS what such a value needs to parse, and to VARIANTS any other
@@ -28,8 +28,9 @@ from pulumi.runtime import rpc
 from components.model import versions
 from components.model.config import SECTIONS, StackConfig
 from tests.conftest import GATEWAY_API_FIXTURE, STACK_FILES, dev_config, dev_raw_config, stack_config, stack_name
-from tools import render, schemas
-from tools.mockgraph import Graph
+from tools import render
+from tools.testkit import schemas
+from tools.testkit.mockgraph import Graph
 
 # --- the configurations rendered ----------------------------------------------------------------------------------
 

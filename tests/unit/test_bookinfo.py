@@ -6,7 +6,7 @@ import pytest
 
 from components.model import versions
 from tests.conftest import dev_config
-from tools.mockgraph import Graph, Registration, run_stack
+from tools.testkit.mockgraph import Graph, Registration, run_stack
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"

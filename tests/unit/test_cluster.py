@@ -9,7 +9,7 @@ import yaml
 from components.model.kind import kind_config
 from components.model.outputs import verify_hints
 from tests.conftest import dev_config
-from tools.mockgraph import run_stack
+from tools.testkit.mockgraph import run_stack
 
 
 def test_kind_config_has_a_control_plane_and_the_configured_workers() -> None:

@@ -12,7 +12,7 @@ from components.model.config import ConfigError
 from components.model.validate import parse_config
 from components.stack import load_config
 from tests.conftest import DEV_STACK_FILE, GATEWAY_API_FIXTURE, REPO, dev_config, dev_raw_config
-from tools.mockgraph import EchoMocks, RecordingMonitor
+from tools.testkit.mockgraph import EchoMocks, RecordingMonitor
 
 BAD_VALUES: list[tuple[str, str, Any, str]] = [
     # section, key, value, a word the "accepted" part must contain

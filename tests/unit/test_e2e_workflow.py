@@ -1,5 +1,5 @@
 """The e2e workflow: when it runs, what it pins, what it runs and what it keeps on failure.
-(Its syntax is actionlint's job: tools/lint-workflows.sh.)"""
+(Its syntax is actionlint's job: tools/testkit/lint-workflows.sh.)"""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_runs_on_prs_touching_the_stack_nightly_and_by_hand() -> None:
     assert set(on) == {"pull_request", "schedule", "workflow_dispatch"}
     paths = on["pull_request"]["paths"]
     for path in ("components/**", "__main__.py", "Pulumi*.yaml", "requirements*.txt", "tests/e2e/**",
-                 "tools/verify.py", ".github/workflows/e2e.yml"):
+                 "tools/verify/**", ".github/workflows/e2e.yml"):
         assert path in paths
     [nightly] = on["schedule"]
     assert re.fullmatch(r"\d+ \d+ \* \* \*", nightly["cron"])

@@ -7,7 +7,7 @@ import re
 from components.model.config import PROJECT
 from components.model.gateway_api import load_bundle
 from tests.conftest import GATEWAY_API_FIXTURE, L4_ZERO_TRUST, dev_config
-from tools.mockgraph import Graph, run_stack
+from tools.testkit.mockgraph import Graph, run_stack
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 WORKLOAD_TYPES = ("kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service", "kubernetes:core/v1:ServiceAccount")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import dev_config
-from tools.mockgraph import Graph, Registration
+from tools.testkit.mockgraph import Graph, Registration
 
 
 def one(graph: Graph, kind: str) -> Registration:

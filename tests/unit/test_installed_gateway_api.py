@@ -16,7 +16,7 @@ from components.model.config import PROJECT, ClusterConfig, StackConfig
 from components.model.gateway_api import ClusterUnreadable, InstalledBundle, decide
 from components.stack import build_stack
 from tests.conftest import GATEWAY_API_FIXTURE, REPO, dev_config
-from tools.mockgraph import EchoMocks, RecordingMonitor
+from tools.testkit.mockgraph import EchoMocks, RecordingMonitor
 
 MAJOR, MINOR, PATCH = (versions.release_key(versions.GATEWAY_API_VERSION) or (0, 0, 0))[:3]
 PINNED = versions.GATEWAY_API_VERSION

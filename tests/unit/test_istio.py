@@ -8,7 +8,7 @@ import pytest
 
 from components.model import charts, versions
 from tests.conftest import dev_config
-from tools.mockgraph import Graph, Registration, run_stack
+from tools.testkit.mockgraph import Graph, Registration, run_stack
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 

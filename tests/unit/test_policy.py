@@ -31,7 +31,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from components.model import versions
 from tests.conftest import L4_ZERO_TRUST, REPO, dev_config, stack_config
-from tools.mockgraph import Graph, run_stack
+from tools.testkit.mockgraph import Graph, run_stack
 
 POLICY_DIR = REPO / "policy"
 sys.path.insert(0, str(POLICY_DIR))  # as when Pulumi runs the pack: its directory is on the path

@@ -8,7 +8,7 @@ from components.model import versions
 from components.model.config import SECTIONS
 from tests.conftest import REPO
 from tools import graph as drawing
-from tools.mockgraph import Graph
+from tools.testkit.mockgraph import Graph
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 

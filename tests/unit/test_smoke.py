@@ -20,7 +20,7 @@ from components.model.topology import in_cluster_ingress
 from components.smoke import SmokeCheck, SmokeCheckArgs
 from tests.conftest import L4_ZERO_TRUST, dev_config
 from tools import verify
-from tools.mockgraph import EchoMocks, RecordingMonitor, Registration, run_stack
+from tools.testkit.mockgraph import EchoMocks, RecordingMonitor, Registration, run_stack
 
 SECRET_SIG = pulumi.runtime.rpc._special_sig_key  # the key that marks a secret value
 KUBECONFIG = "apiVersion: v1\nkind: Config\ncurrent-context: kind-ambient\nusers: [{name: admin}]\n"
@@ -71,7 +71,7 @@ def test_the_component_and_its_command() -> None:
     assert component.type == "ambient-mesh:smoke:SmokeCheck" and not component.custom
     assert run.type == "command:local:Command" and run.parent == component.urn
     assert run.inputs["dir"] == str(Path(__file__).resolve().parents[2])
-    assert (Path(run.inputs["dir"]) / "tools" / "verify.py").is_file()
+    assert (Path(run.inputs["dir"]) / "tools" / "verify" / "__main__.py").is_file()
     assert run.inputs["interpreter"] == ["/bin/sh", "-c"]
     assert run.inputs["addPreviousOutputInEnv"] is False
     assert "delete" not in run.inputs and "update" not in run.inputs

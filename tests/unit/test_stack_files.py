@@ -13,7 +13,7 @@ import pytest
 from components.model.config import SECTIONS, read_stack_file
 from tests import authz
 from tests.conftest import DEV_STACK_FILE, L4_ZERO_TRUST, REPO, STACK_FILES, dev_config, stack_config, stack_name
-from tools.mockgraph import Graph, run_stack
+from tools.testkit.mockgraph import Graph, run_stack
 
 ZERO_TRUST_STACK_FILE = REPO / "Pulumi.zero-trust.yaml"
 TUTORIAL_CLIENTS = ("sleep", "notsleep")

@@ -13,7 +13,7 @@ import pytest
 
 from components.model.validate import parse_config
 from tests.conftest import GATEWAY_API_FIXTURE, STACK_FILES, stack_name
-from tools.mockgraph import run_stack
+from tools.testkit.mockgraph import run_stack
 
 RECORDED = sorted((Path(__file__).parents[1] / "fixtures" / "urns").glob("*.json"))
 

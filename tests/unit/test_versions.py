@@ -10,7 +10,7 @@ from components.model import versions
 from components.model.config import GATEWAY_API_MODES, ConfigError
 from components.model.validate import parse_config
 from tests.conftest import dev_raw_config
-from tools import schemas
+from tools.testkit import schemas
 
 
 def step(minor: str, by: int) -> str:

@@ -1,5 +1,5 @@
 """The GitHub workflows: the preview applies the policy pack with the pinned CLI, and without a backend it says so
-instead of pretending. (actionlint checks their syntax: tools/lint-workflows.sh.)"""
+instead of pretending. (actionlint checks their syntax: tools/testkit/lint-workflows.sh.)"""
 
 from __future__ import annotations
 

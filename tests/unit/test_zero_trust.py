@@ -9,7 +9,7 @@ import pytest
 
 from components.model.config import StackConfig
 from tests.conftest import L4_ZERO_TRUST, dev_config
-from tools.mockgraph import Graph, Registration, run_stack
+from tools.testkit.mockgraph import Graph, Registration, run_stack
 
 AUTHZ = "kubernetes:security.istio.io/v1:AuthorizationPolicy"
 RELEASE = "kubernetes:helm.sh/v3:Release"

@@ -1,7 +1,7 @@
 // A stand-in for the `command` resource provider (command:local:Command only), for the engine tests.
 //
 // The real provider (module github.com/pulumi/pulumi-command/provider) is not served by the Go module proxy this
-// project can reach, so tools/bootstrap-engine.sh builds this one when the real one cannot be had. It serves what
+// project can reach, so tools/testkit/bootstrap-engine.sh builds this one when the real one cannot be had. It serves what
 // the stack uses of command:local:Command: create/update/delete shell commands with interpreter, environment,
 // stdin, dir and triggers; outputs stdout and stderr; replacement when triggers change, an update when any other
 // input changes; PULUMI_COMMAND_STDOUT/STDERR of the previous run in update and delete. It reports the version

@@ -7,9 +7,9 @@ Where the schemas come from (none is written here):
 - Gateway API kinds: the standard-channel CustomResourceDefinitions of the Go module `sigs.k8s.io/gateway-api` at the
   release the stack installs (config/crd/standard, the content of standard-install.yaml).
 
-The Go modules are pinned below by version and go.sum hash; `python -m tools.schemas fetch` (the install step) puts
-them in Go's module cache, after which every run is offline. A CRD's openAPIV3Schema is made strict the way the API
-server's strict field validation behaves: every object schema that lists properties, and does not preserve unknown
+The Go modules are pinned below by version and go.sum hash; `python -m tools.testkit.schemas fetch` (the install
+step) puts them in Go's module cache, after which every run is offline. A CRD's openAPIV3Schema is made strict the
+way the API server's strict field validation behaves: every object schema that lists properties, and does not preserve unknown
 fields, gets `additionalProperties: false`; `metadata` is checked against kubernetes-validate's ObjectMeta. Not
 checked: CEL rules (x-kubernetes-validations), list-map key uniqueness, formats.
 """
@@ -114,7 +114,7 @@ def module_dir(module: GoModule) -> Path:
     ziphash = cache_root / "cache" / "download" / _escape(module.path) / "@v" / f"{module.version}.ziphash"
     if not directory.is_dir() or not ziphash.is_file():
         raise SchemaNotFound(f"{module.ref} is not in Go's module cache ({cache_root}); run the install step: "
-                             "python -m tools.schemas fetch")
+                             "python -m tools.testkit.schemas fetch")
     found = ziphash.read_text(encoding="utf-8").strip()
     if found != module.sum:
         raise SchemaNotFound(f"{module.ref} in {cache_root} has hash {found}, pinned {module.sum}")
@@ -331,7 +331,7 @@ def served_kinds(module: GoModule) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.schemas", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.testkit.schemas", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("fetch", help="download the pinned schema modules into Go's module cache (the install step)")
     sub.add_parser("sources", help="list the schema sources and the CRD kinds they define")

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Source this (bash/zsh) after tools/bootstrap-engine.sh: puts the engine tier on PATH and keeps Pulumi offline.
-#   source tools/engine-env.sh
+# Source this (bash/zsh) after tools/testkit/bootstrap-engine.sh: puts the engine tier on PATH and keeps Pulumi offline.
+#   source tools/testkit/engine-env.sh
 # Honours AMBIENT_MESH_ENGINE_CACHE (default ~/.cache/ambient-mesh-engine), like the bootstrap script.
 AMBIENT_MESH_ENGINE_CACHE=${AMBIENT_MESH_ENGINE_CACHE:-$HOME/.cache/ambient-mesh-engine}
 export AMBIENT_MESH_ENGINE_CACHE

@@ -1,7 +1,7 @@
 // A minimal Pulumi language host for Python programs, written for this project's engine tests.
 //
 // The upstream host (module github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3) is not served by
-// the Go module proxy this project can reach, so tools/bootstrap-engine.sh builds this one instead. It speaks the
+// the Go module proxy this project can reach, so tools/testkit/bootstrap-engine.sh builds this one instead. It speaks the
 // LanguageRuntime gRPC protocol of github.com/pulumi/pulumi/sdk/v3 and runs the program through the SDK's own
 // `pulumi-language-python-exec` script (shipped in sdk/v3 under python/cmd/, installed beside this binary), with
 // the interpreter of the project's virtualenv (runtime option `virtualenv`) or python3 from PATH.

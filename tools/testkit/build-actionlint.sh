@@ -5,8 +5,8 @@
 # registries are reachable; the Go module proxy serves actionlint's source, so we build it. Idempotent: an existing
 # binary of the pinned version is reused (a second run takes well under a second).
 #
-#   tools/build-actionlint.sh            # build if needed, print the path
-#   ACTIONLINT_VERSION=v1.7.11 tools/build-actionlint.sh
+#   tools/testkit/build-actionlint.sh            # build if needed, print the path
+#   ACTIONLINT_VERSION=v1.7.11 tools/testkit/build-actionlint.sh
 #
 # Environment:
 #   AMBIENT_MESH_TOOLS_CACHE  cache root (default ~/.cache/ambient-mesh-tools); the binary lands in

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real Pulumi engine tier from Go modules, into a cache outside the repo, for `make test-engine`:
-#   the Pulumi CLI, a Python language host (the project's own, tools/engine/pulumi-language-python: upstream's
+#   the Pulumi CLI, a Python language host (the project's own, tools/testkit/engine/pulumi-language-python: upstream's
 #   module is not served by the proxy), the kubernetes provider, the command provider (or, as the proxy does not
 #   serve it, the project's stand-in for command:local:Command), and a container-free Kubernetes control plane
 #   (kube-apiserver, kube-controller-manager, kube-scheduler, etcd) driven by kwok/kwokctl; then installs the
@@ -9,10 +9,10 @@
 # Idempotent: each piece has a stamp file holding its pin; a piece whose stamp matches and whose outputs exist is
 # reused, a piece whose pin changed is rebuilt. Nothing is downloaded but Go modules from the module proxy.
 #
-# Usage: tools/bootstrap-engine.sh [piece ...]      (default: every piece; pieces: see PIECES below)
+# Usage: tools/testkit/bootstrap-engine.sh [piece ...]      (default: every piece; pieces: see PIECES below)
 # Env:   AMBIENT_MESH_ENGINE_CACHE  cache dir (default ~/.cache/ambient-mesh-engine)
 #        ENGINE_BUILD_JOBS          go build -p (default 2)
-# Then:  source tools/engine-env.sh
+# Then:  source tools/testkit/engine-env.sh
 set -euo pipefail
 
 # --- pins: the one place versions live ------------------------------------------------------------------------
@@ -27,7 +27,7 @@ ETCD_VERSION=v3.6.16                                         # go.etcd.io/etcd/s
 KWOK_VERSION=v0.8.0                                          # sigs.k8s.io/kwok
 # ----------------------------------------------------------------------------------------------------------------
 
-REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CACHE=${AMBIENT_MESH_ENGINE_CACHE:-$HOME/.cache/ambient-mesh-engine}
 BIN=$CACHE/bin
 STAMPS=$CACHE/stamps
@@ -116,9 +116,9 @@ build_pulumi() {
 # --- Python language host -----------------------------------------------------------------------------------
 # The upstream host (module github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3) is not served by
 # the module proxy here (403 "This module version is not available" for its version list, for @v3.274.1 and for
-# pseudo-versions), so this builds the project's own minimal host from tools/engine/pulumi-language-python
+# pseudo-versions), so this builds the project's own minimal host from tools/testkit/engine/pulumi-language-python
 # against sdk/v3 at the CLI's version. It runs the program through the SDK's own pulumi-language-python-exec.
-LANGHOST_SRC=$REPO_DIR/tools/engine/pulumi-language-python
+LANGHOST_SRC=$REPO_DIR/tools/testkit/engine/pulumi-language-python
 langhost_pin() { printf '%s+%s' "$PULUMI_VERSION" "$(cat "$LANGHOST_SRC"/*.go | sha256sum | cut -c1-12)"; }
 build_language_python() {
   local dir sdk
@@ -177,8 +177,8 @@ GO
 # --- command provider ---------------------------------------------------------------------------------------
 # The real provider when the module proxy serves it; otherwise (the case here: 403 "This module version is not
 # available" for github.com/pulumi/pulumi-command/provider, any version) the project's own stand-in for
-# command:local:Command from tools/engine/pulumi-resource-command, marked by bin/pulumi-resource-command.STANDIN.
-COMMAND_STANDIN_SRC=$REPO_DIR/tools/engine/pulumi-resource-command
+# command:local:Command from tools/testkit/engine/pulumi-resource-command, marked by bin/pulumi-resource-command.STANDIN.
+COMMAND_STANDIN_SRC=$REPO_DIR/tools/testkit/engine/pulumi-resource-command
 command_pin() {
   printf '%s=%s+standin-%s' "$COMMAND_PROVIDER_MODULE_VERSION" "$COMMAND_PROVIDER_VERSION" \
     "$(cat "$COMMAND_STANDIN_SRC"/*.go | sha256sum | cut -c1-12)"
@@ -202,7 +202,7 @@ build_command_provider() {
   "${GO[@]}" build -p "$JOBS" -trimpath -ldflags "-s -w -X main.Version=$COMMAND_PROVIDER_VERSION" \
     -o "$BIN/pulumi-resource-command" .
   {
-    echo "stand-in built from tools/engine/pulumi-resource-command: the real provider could not be had:"
+    echo "stand-in built from tools/testkit/engine/pulumi-resource-command: the real provider could not be had:"
     echo "go mod download $mod@$COMMAND_PROVIDER_MODULE_VERSION ->"
     cat download.json
   } >"$BIN/pulumi-resource-command.STANDIN"
@@ -333,7 +333,7 @@ log "total $((SECONDS - TOTAL_START))s; per-piece times in $TIMES"
 cat <<EOF
 
 # Engine tier in $CACHE. To use it in a shell:
-#   export AMBIENT_MESH_ENGINE_CACHE=$CACHE; source tools/engine-env.sh
+#   export AMBIENT_MESH_ENGINE_CACHE=$CACHE; source tools/testkit/engine-env.sh
 # which sets:
 export PATH="$BIN:\$PATH"
 export PULUMI_HOME="$CACHE/pulumi-home"

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Lint every GitHub workflow (.github/workflows/*.yml) with actionlint, built from its Go module on first use
-# (tools/build-actionlint.sh; cached outside the repository). Extra arguments go to actionlint, e.g. -format.
+# (tools/testkit/build-actionlint.sh; cached outside the repository). Extra arguments go to actionlint, e.g. -format.
 # actionlint also runs shellcheck on `run:` scripts when shellcheck is installed (GitHub's runners have it).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
-actionlint="$(tools/build-actionlint.sh)"
+actionlint="$(tools/testkit/build-actionlint.sh)"
 shopt -s nullglob
 workflows=(.github/workflows/*.yml .github/workflows/*.yaml)
 if ((${#workflows[@]} == 0)); then

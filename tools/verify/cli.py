@@ -1,0 +1,157 @@
+"""The command line: flags, the stack's outputs, the kubeconfig file, the report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, replace
+from typing import Any, TextIO
+
+from tools.verify.checks import Check, Settings, Verifier
+from tools.verify.mesh import CLIENTS, DEFAULT_INGRESS_ADDRESS
+from tools.verify.runner import Runner, SystemRunner
+
+# --- settings: flags, stack outputs --------------------------------------------------------------------------
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tools.verify", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: the stack's kubeconfig output, else kubectl's)")
+    parser.add_argument("--kubeconfig-env", metavar="VAR",
+                        help="read the kubeconfig's content from this environment variable (the smoke check's way)")
+    parser.add_argument("--context", help="kubeconfig context")
+    parser.add_argument("--namespace", help="the app namespace (default: the stack's appNamespace, else default)")
+    parser.add_argument("--host-url", help="productpage through the ingress from this machine "
+                                           "(default: the stack's ingressUrl)")
+    parser.add_argument("--ingress-address", help=f"the ingress gateway inside the cluster, host[:port] or URL "
+                                                  f"(default {DEFAULT_INGRESS_ADDRESS})")
+    parser.add_argument("--no-ingress", action="store_true", help="the stack has no ingress: skip ingress checks")
+    parser.add_argument("--expect-denied", action="append", default=[], choices=CLIENTS, metavar="CLIENT",
+                        help="a client that policy must deny (repeatable), e.g. notsleep")
+    parser.add_argument("--waypoint", metavar="NAME", help="check that requests go through this waypoint")
+    parser.add_argument("--core", action="store_true",
+                        help="core checks only: pods, label, curl from sleep, ingress (the in-stack smoke check)")
+    parser.add_argument("--stack", help="Pulumi stack whose outputs to read (default: the selected stack)")
+    parser.add_argument("--no-stack-outputs", action="store_true", help="do not call `pulumi stack output`")
+    parser.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
+                        help="how long pods may take to become Ready (default 120)")
+    parser.add_argument("--attempts", type=int, default=5, help="tries per traffic check (default 5)")
+    parser.add_argument("--interval", type=float, default=3.0, help="seconds between tries (default 3)")
+    parser.add_argument("--json", metavar="REPORT", help="also write the results as JSON to this file")
+    return parser.parse_args(argv)
+
+
+def stack_outputs(runner: Runner, stack: str | None) -> dict[str, Any] | None:
+    """`pulumi stack output --show-secrets --json`, or None when there is no Pulumi CLI or no stack."""
+    argv = ["pulumi", "stack", "output", "--show-secrets", "--json"] + (["--stack", stack] if stack else [])
+    result = runner.run(argv, timeout=120)
+    if result.returncode != 0:
+        return None
+    try:
+        outputs = json.loads(result.stdout or "{}")
+    except json.JSONDecodeError:
+        return None
+    return outputs if isinstance(outputs, dict) else None
+
+
+@contextmanager
+def kubeconfig_file(content: str) -> Iterator[str]:
+    """The kubeconfig in a file only this user can read, removed afterwards."""
+    handle, path = tempfile.mkstemp(prefix="ambient-mesh-kubeconfig-")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(content)
+        os.chmod(path, 0o600)
+        yield path
+    finally:
+        os.unlink(path)
+
+
+def build_settings(args: argparse.Namespace, outputs: dict[str, Any] | None) -> tuple[Settings, str | None]:
+    """Flags win over the stack's outputs, which win over defaults.
+
+    Returns the settings and the kubeconfig *content* to put in a temporary file, if it came from the stack or
+    from an environment variable. An optional `verify` output object (hostUrl, ingressAddress, expectDenied,
+    waypoint, context) tells verify what this stack's configuration expects.
+    """
+    outputs = outputs or {}
+    hints: dict[str, Any] = outputs["verify"] if isinstance(outputs.get("verify"), dict) else {}
+    content: str | None = None
+    if args.kubeconfig is None:
+        if args.kubeconfig_env:
+            content = os.environ.get(args.kubeconfig_env) or None
+        elif outputs.get("kubeconfig"):
+            content = outputs["kubeconfig"]
+    if args.no_ingress:
+        ingress: str | None = None
+    elif args.ingress_address:
+        ingress = args.ingress_address
+    elif "ingressAddress" in hints:
+        ingress = hints["ingressAddress"] or None
+    elif outputs:
+        ingress = DEFAULT_INGRESS_ADDRESS if outputs.get("ingressUrl") else None
+    else:
+        ingress = DEFAULT_INGRESS_ADDRESS
+    context = args.context or hints.get("context")
+    settings = Settings(
+        namespace=args.namespace or outputs.get("appNamespace") or "default",
+        kubeconfig=args.kubeconfig,
+        context=context,
+        host_url=None if args.no_ingress else (
+            args.host_url or (hints.get("hostUrl") if "hostUrl" in hints else outputs.get("ingressUrl"))),
+        ingress_address=ingress,
+        expect_denied=tuple(args.expect_denied or hints.get("expectDenied") or ()),
+        waypoint=args.waypoint or hints.get("waypoint"),
+        core=args.core,
+        wait_seconds=args.wait,
+        attempts=max(1, args.attempts),
+        interval=args.interval,
+        source="flags and the stack's outputs" if outputs else "flags",
+    )
+    return settings, content
+
+
+def report(checks: list[Check], settings: Settings) -> dict[str, Any]:
+    shown = asdict(settings)
+    shown["kubeconfig"] = settings.kubeconfig and ("(temporary file)" if "ambient-mesh-kubeconfig-" in
+                                                   settings.kubeconfig else settings.kubeconfig)
+    return {
+        "ok": all(c.ok for c in checks),
+        "settings": shown,
+        "checks": [asdict(c) for c in checks],
+        "failed": [c.name for c in checks if c.status == "fail"],
+    }
+
+
+def main(argv: Sequence[str] | None = None, runner: Runner | None = None, out: TextIO | None = None) -> int:
+    args = parse_args(argv)
+    runner = runner or SystemRunner()
+    out = out if out is not None else sys.stdout
+    outputs = None
+    # The smoke check (kubeconfig from the environment) runs inside `pulumi up`: never ask Pulumi from there.
+    if not args.no_stack_outputs and not args.kubeconfig_env:
+        outputs = stack_outputs(runner, args.stack)
+        if outputs is None:
+            print("verify: no Pulumi stack outputs (no pulumi CLI, or no selected stack): using flags and "
+                  "kubectl's own kubeconfig", file=out)
+    settings, content = build_settings(args, outputs)
+    if args.kubeconfig_env and content is None and args.kubeconfig is None:
+        print(f"verify: ${args.kubeconfig_env} is empty: using kubectl's own kubeconfig", file=out)
+
+    def go(settings: Settings) -> int:
+        checks = Verifier(settings, runner, out).run()
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as stream:
+                json.dump(report(checks, settings), stream, indent=2)
+            print(f"verify: report written to {args.json}", file=out)
+        return 0 if all(c.ok for c in checks) else 1
+
+    if content is not None:
+        with kubeconfig_file(content) as path:
+            return go(replace(settings, kubeconfig=path))
+    return go(settings)

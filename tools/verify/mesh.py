@@ -1,0 +1,31 @@
+"""What verify expects of the mesh: names, ports, workloads, the tutorial's clients and loop."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+TITLE = "<title>Simple Bookstore App</title>"
+ISTIO_NAMESPACE = "istio-system"
+AMBIENT_LABEL = ("istio.io/dataplane-mode", "ambient")
+DEFAULT_INGRESS_ADDRESS = "istio-ingressgateway.istio-system"
+PRODUCTPAGE = "productpage"
+PRODUCTPAGE_PORT = 9080
+HBONE_PORT = 15008
+CLIENTS = ("sleep", "notsleep")
+# The tutorial's loop: `for i in {1..10}; do kubectl exec deploy/notsleep -- curl -s http://productpage:9080/ ...`.
+LOOP_CLIENT = "notsleep"
+LOOP_URL = "http://productpage:9080/"
+LOOP_REQUESTS = 10
+# Pod name prefixes (Deployment/DaemonSet names) that must exist, besides "every pod Ready".
+ISTIO_WORKLOADS = ("istiod", "ztunnel", "istio-cni-node")
+APP_WORKLOADS = ("productpage-v1", "details-v1", "ratings-v1", "reviews-v1", "reviews-v2", "reviews-v3",
+                 "sleep", "notsleep")
+WAYPOINT_POD_LABEL = "gateway.networking.k8s.io/gateway-name"
+STATUS_MARK = "verify-http-status="
+# curl: (56) Failure with receiving network data: ztunnel resets a connection that an L4 policy rejects.
+CURL_RESET = 56
+KUBECONFIG_ENV = "AMBIENT_MESH_KUBECONFIG"
+
+Status = Literal["pass", "fail", "skip"]
+
+
