@@ -9,9 +9,9 @@ Where the schemas come from (none is written here):
 
 The Go modules are pinned below by version and go.sum hash; `python -m tools.testkit.schemas fetch` (the install
 step) puts them in Go's module cache, after which every run is offline. A CRD's openAPIV3Schema is made strict the
-way the API server's strict field validation behaves: every object schema that lists properties, and does not preserve unknown
-fields, gets `additionalProperties: false`; `metadata` is checked against kubernetes-validate's ObjectMeta. Not
-checked: CEL rules (x-kubernetes-validations), list-map key uniqueness, formats.
+way the API server's strict field validation behaves: every object schema that lists properties, and does not
+preserve unknown fields, gets `additionalProperties: false`; `metadata` is checked against kubernetes-validate's
+ObjectMeta. Not checked: CEL rules (x-kubernetes-validations), list-map key uniqueness, formats.
 """
 
 from __future__ import annotations
