@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,7 +76,7 @@ class RecordingMonitor(mocks.MockMonitor):
 @dataclass
 class Graph:
     registrations: list[Registration]
-    stack: AmbientMeshStack
+    stack: AmbientMeshStack | None
     outputs: dict[str, Any] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[Registration]:
@@ -142,25 +142,42 @@ def run_stack(config: StackConfig, stack_name: str = "dev") -> Graph:
     return _graphs[key]
 
 
-def build_graph(config: StackConfig, stack_name: str = "dev") -> Graph:
-    """Build the whole stack under mocks (preview=False so every apply runs) and return what it registered."""
+def record(program: Callable[[], Any], stack_name: str = "dev") -> tuple[list[Registration], Any]:
+    """Run `program` under mocks (preview=False so every apply runs); return what it registered and what its
+    returned Output resolved to."""
     echo = EchoMocks()
     monitor = RecordingMonitor(echo)
     pulumi.runtime.set_mocks(echo, project=PROJECT, stack=stack_name, preview=False, monitor=monitor)
     result: dict[str, Any] = {}
 
     @pulumi.runtime.test
-    def program() -> pulumi.Output[Any]:
-        built = build_stack(config)
-        result["stack"] = built
-        return pulumi.Output.all(**stack_outputs(built)).apply(lambda values: result.update(outputs=values))
+    def run() -> pulumi.Output[Any]:
+        return pulumi.Output.from_input(program()).apply(lambda value: result.update(value=value))
 
     # The SDK walks the Python stack for every resource to tell the engine where it was declared; under mocks
     # nobody reads that, and it is a quarter of the time a graph takes.
     stack_trace = pulumi.runtime.resource._get_stack_trace
     pulumi.runtime.resource._get_stack_trace = source_pb2.StackTrace
     try:
-        program()
+        run()
     finally:
         pulumi.runtime.resource._get_stack_trace = stack_trace
-    return Graph(monitor.registrations, result["stack"], result["outputs"])
+    return monitor.registrations, result.get("value")
+
+
+def build_graph(config: StackConfig, stack_name: str = "dev") -> Graph:
+    """Build the whole stack under mocks and return what it registered, with the stack's outputs."""
+    built: list[AmbientMeshStack] = []
+
+    def program() -> pulumi.Output[Any]:
+        built.append(build_stack(config))
+        return pulumi.Output.all(**stack_outputs(built[0]))
+
+    registrations, outputs = record(program, stack_name)
+    return Graph(registrations, built[0], outputs)
+
+
+def build_component(program: Callable[[], Any]) -> Graph:
+    """One component (or a few) built alone under mocks, e.g. with a slice config of its own."""
+    registrations, _ = record(program)
+    return Graph(registrations, None)
