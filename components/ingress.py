@@ -25,7 +25,7 @@ class BookinfoIngress(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: BookinfoIngressArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ambient-mesh:ingress:BookinfoIngress", name, None, opts)
-        # Istio config fails before its CRDs and webhook serve (IstioAmbient.config_api).
+        # The Gateway and VirtualService need Istio's CRDs and validation webhook (IstioAmbient.config_api).
         after_istio = pulumi.ResourceOptions(parent=self, depends_on=args.istio_config_api)
         self.gateway = k8s.apiextensions.CustomResource(
             f"{name}-gateway",

@@ -31,7 +31,7 @@ class MeshSecurity(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MeshSecurityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ambient-mesh:security:MeshSecurity", name, None, opts)
-        # Istio config fails before its CRDs and webhook serve (IstioAmbient.config_api).
+        # Policies need Istio's CRDs and validation webhook first (IstioAmbient.config_api).
         after_istio = pulumi.ResourceOptions(parent=self, depends_on=args.istio_config_api)
 
         def policy(suffix: str, kind: str, object_name: str, namespace: pulumi.Input[str],
