@@ -12,7 +12,20 @@ it registers is written as one YAML file in the output directory (cleaned first)
   only the fields in it are managed by the stack.
 - each Helm release (`kubernetes:helm.sh/v3:Release`) as `helmrelease-<namespace>-<release>.yaml`: its chart,
   version, repository and values (the objects the chart creates are Helm's business, not rendered).
+- the kind cluster, as `kindcluster-_-<cluster name>.yaml`: the config `kind create cluster --config -` reads
+  (nodes, node image, port mappings). It is the cluster command's stdin and its trigger: any change to it replaces
+  the cluster (kind cannot reshape one in place).
+- each local command (`command:local:Command`: create the cluster, read its kubeconfig, the smoke check) as
+  `command-_-<pulumi resource name>.yaml`: its scripts, environment (secrets as [secret]), working directory
+  (relative to the repository) and triggers. Triggers of the form `name=<JSON>` are written as a mapping
+  {name: value}, so one changed config value shows as one field; a change of a trigger replaces the command, a change
+  of anything else re-runs it in place.
+- each Kubernetes provider as `provider-_-<pulumi resource name>.yaml`: which cluster the objects go to (kubeconfig
+  as [secret], context).
 - `_render.yaml`: what was rendered (stack file, --set overrides, the Gateway API CRD source used).
+
+`--all-stacks` renders every stack file of the repository (`Pulumi.<stack>.yaml`) into `<out>/<stack>/`, in one
+process (tools/diff reads that layout).
 
 apiVersion and kind come from the resource type token (`kubernetes:apps/v1:Deployment` -> apps/v1 Deployment). Keys
 are ordered apiVersion, kind, metadata (name, namespace first), then alphabetically; lists keep their order. Pulumi's
@@ -32,9 +45,11 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import json
 import math
 import re
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +69,9 @@ DEFAULT_STACK_FILE = REPO / "Pulumi.dev.yaml"
 DEFAULT_OUT = REPO / "render"
 GATEWAY_API_STAND_IN = REPO / "tests" / "fixtures" / "gateway-api-crds.yaml"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+COMMAND = "command:local:Command"
+PROVIDER_PREFIX = "pulumi:providers:"
+KIND_CLUSTER_API = "kind.x-k8s.io/"
 CLUSTER = "_"  # the namespace part of a file name for an object without a namespace
 INDEX = "_render.yaml"
 
@@ -63,7 +81,7 @@ class Rendered:
     """One output file: a Kubernetes object, a patch, or a Helm release."""
 
     filename: str
-    role: str  # "object" | "patch" | "helmrelease"
+    role: str  # "object" | "patch" | "helmrelease" | "kindcluster" | "command" | "provider"
     type: str  # Pulumi type token
     resource_name: str  # Pulumi resource name
     body: dict[str, Any]
@@ -87,6 +105,7 @@ class RenderSource:
     label: str
     stand_in: bool = False
     notes: list[str] = field(default_factory=list)
+    configured: str = ""  # gatewayApi.source as the stack file has it (what `pulumi up` sees)
 
 
 # --- plain data ---------------------------------------------------------------------------------------------------
@@ -221,6 +240,66 @@ def render_release(reg: Registration) -> Rendered:
                     ("Helm release: chart, version, repository and values (not a Kubernetes object).",))
 
 
+def kind_cluster_config(text: Any) -> dict[str, Any] | None:
+    """The kind cluster config a command feeds kind on stdin, or None when its stdin is something else."""
+    if not isinstance(text, str):
+        return None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    if isinstance(document, dict) and document.get("kind") == "Cluster" and str(
+            document.get("apiVersion", "")).startswith(KIND_CLUSTER_API):
+        return document
+    return None
+
+
+def _triggers(triggers: list[Any]) -> Any:
+    """`name=<JSON>` triggers (the smoke check's versions and config) as {name: value}; others as they are."""
+    parsed: dict[str, Any] = {}
+    for trigger in triggers:
+        name, separator, text = trigger.partition("=") if isinstance(trigger, str) else ("", "", "")
+        if not separator or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]*", name) or name in parsed:
+            return triggers
+        try:
+            parsed[name] = json.loads(text)
+        except ValueError:
+            return triggers
+    return parsed if parsed else triggers
+
+
+def render_command(reg: Registration) -> list[Rendered]:
+    """A local command; the kind cluster it creates, when its stdin is a kind config, as a file of its own."""
+    inputs = plain(reg.inputs)
+    rendered: list[Rendered] = []
+    notes = ["Local command: a change of its triggers replaces it (runs delete, then create); a change of anything "
+             "else runs it again in place."]
+    cluster = kind_cluster_config(inputs.get("stdin"))
+    if cluster is not None:
+        cluster_file = filename("kindcluster", None, str(cluster.get("name") or reg.name))
+        rendered.append(Rendered(
+            cluster_file, "kindcluster", reg.type, reg.name, ordered(cluster),
+            (f"kind cluster config (stdin and trigger of the command {reg.name}): any change replaces the cluster.",)))
+        reference = f"(the kind config: {cluster_file})"
+        inputs["stdin"] = reference
+        inputs["triggers"] = [reference if t == reg.inputs.get("stdin") else t for t in inputs.get("triggers", [])]
+    if isinstance(inputs.get("triggers"), list):
+        inputs["triggers"] = _triggers(inputs["triggers"])
+    if isinstance(inputs.get("dir"), str):
+        inputs["dir"] = _relative(inputs["dir"])
+    rendered.append(Rendered(filename("command", None, reg.name), "command", reg.type, reg.name, ordered(inputs),
+                             tuple(notes)))
+    return rendered
+
+
+def render_provider(reg: Registration) -> Rendered:
+    inputs = plain(reg.inputs)
+    body = {"package": reg.type.removeprefix(PROVIDER_PREFIX),
+            **{key: value for key, value in inputs.items() if key != "version"}}
+    return Rendered(filename("provider", None, reg.name), "provider", reg.type, reg.name, ordered(body),
+                    ("Provider: the cluster every object of the stack goes to.",))
+
+
 def is_kubernetes_object(reg: Registration) -> bool:
     return reg.custom and reg.type.startswith("kubernetes:") and reg.type != HELM_RELEASE
 
@@ -234,11 +313,16 @@ def _qualified(item: Rendered) -> Rendered:
 
 
 def render_graph(graph: Iterable[Registration]) -> list[Rendered]:
-    """Every Kubernetes object and Helm release the stack registers, sorted by file name."""
+    """Every Kubernetes object, Helm release, local command (with the kind cluster) and provider the stack
+    registers, sorted by file name."""
     rendered = []
     for reg in graph:
         if reg.type == HELM_RELEASE:
             rendered.append(render_release(reg))
+        elif reg.type == COMMAND:
+            rendered.extend(render_command(reg))
+        elif reg.type.startswith(PROVIDER_PREFIX):
+            rendered.append(render_provider(reg))
         elif is_kubernetes_object(reg):
             rendered.append(render_object(reg))
     clashing: dict[str, list[Rendered]] = {}
@@ -312,8 +396,48 @@ def load_config(stack_file: str | Path = DEFAULT_STACK_FILE, sets: Sequence[str]
     raw.setdefault("gatewayApi", {})
     if raw["gatewayApi"] is None:
         raw["gatewayApi"] = {}
+    source.configured = str(raw["gatewayApi"].get("source") or "")
     raw["gatewayApi"]["source"] = source.source
     return parse_config(raw), source
+
+
+def _unsubstitute(value: Any, rendered_from: str, configured: str) -> Any:
+    """The config the smoke check's triggers carry, with the CRD bundle render read put back to the configured
+    source: machine paths stay out of the render, and the trigger is the one `pulumi up` computes."""
+    if isinstance(value, dict):
+        return {key: (configured if key == "source" and item == rendered_from
+                      else _unsubstitute(item, rendered_from, configured)) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unsubstitute(item, rendered_from, configured) for item in value]
+    return value
+
+
+@dataclass
+class StackRender:
+    """One stack file rendered: its config, where the Gateway API CRDs came from, the files, the index."""
+
+    stack: str
+    stack_file: Path
+    config: StackConfig
+    source: RenderSource
+    rendered: list[Rendered]
+    index: dict[str, Any]
+
+
+def render_stack(stack_file: str | Path, sets: Sequence[str] = (), gateway_api_crds: str | None = None,
+                 download: bool = False) -> StackRender:
+    stack_file = Path(stack_file)
+    config, source = load_config(stack_file, sets, gateway_api_crds, download)
+    rendered = [dataclasses.replace(item, body=_unsubstitute(item.body, source.source, source.configured))
+                if item.role == "command" and source.source != source.configured else item
+                for item in render_config(config, stack_name(stack_file))]
+    index = {
+        "stackFile": _relative(str(stack_file)),
+        "set": list(sets),
+        "gatewayApiCrds": source.label,
+        "files": len(rendered),
+    }
+    return StackRender(stack_name(stack_file), stack_file, config, source, rendered, index)
 
 
 # --- output -------------------------------------------------------------------------------------------------------
@@ -333,6 +457,24 @@ def write(rendered: Sequence[Rendered], out: Path, index: dict[str, Any] | None 
         (out / INDEX).write_text(dump(index), encoding="utf-8")
 
 
+def stack_files(repo: Path = REPO) -> list[Path]:
+    """The repository's stack files, `Pulumi.<stack>.yaml`: those git tracks or would track (ignored leftovers such as
+    an interrupted e2e run's are not stacks of the repository); every one that exists outside a git work tree."""
+    found = sorted(repo.glob("Pulumi.*.yaml"))
+    if not (repo / ".git").exists():
+        return found
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", "Pulumi.*.yaml"],
+                            cwd=repo, capture_output=True, text=True, check=False)
+    if listed.returncode != 0:
+        return found
+    names = set(listed.stdout.split())
+    return [path for path in found if path.name in names]
+
+
+def stack_name(stack_file: Path) -> str:
+    return stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.render",
@@ -340,6 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stack-file", default=str(DEFAULT_STACK_FILE), help="default: Pulumi.dev.yaml")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one config key, e.g. --set app.ingress=none (repeatable)")
+    parser.add_argument("--all-stacks", action="store_true",
+                        help="render every stack file of the repository into OUT/<stack>/ (--stack-file is ignored)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="output directory, cleaned first (default: render/)")
     parser.add_argument("--gateway-api-crds", metavar="FILE", help="Gateway API CRD bundle to render")
     parser.add_argument("--download", action="store_true",
@@ -348,34 +492,40 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="also validate every object against the published schemas (tools/testkit/schemas.py)")
     args = parser.parse_args(argv)
 
-    config, source = load_config(args.stack_file, args.sets, args.gateway_api_crds, args.download)
-    for note in source.notes:
-        print(f"render: Gateway API CRDs: {note}", file=sys.stderr)
-    rendered = render_config(config)
-    index = {
-        "stackFile": _relative(args.stack_file),
-        "set": list(args.sets),
-        "gatewayApiCrds": source.label,
-        "files": len(rendered),
-    }
-    out = Path(args.out)
-    write(rendered, out, index)
-    print(f"render: {len(rendered)} files in {out}")
-    if args.validate:
-        from tools.testkit import schemas
-
+    if args.all_stacks:
+        out = Path(args.out)
+        if out.exists() and any(child.is_file() for child in out.iterdir()):
+            raise SystemExit(f"{out} holds files: --all-stacks writes one directory per stack into it")
         failures = 0
-        for item in rendered:
-            if item.is_object:
-                try:
-                    schemas.validate(item.body, schemas.kubernetes_version(config.cluster.node_image),
-                                     partial=item.role == "patch")
-                except (schemas.ObjectInvalid, schemas.SchemaNotFound) as problem:
-                    failures += 1
-                    print(f"render: INVALID {item.filename}: {problem}", file=sys.stderr)
-        print(f"render: {sum(i.is_object for i in rendered)} objects validated, {failures} invalid")
+        for stack_file in stack_files():
+            failures += write_stack(stack_file, args.sets, out / stack_name(stack_file), args)
         return 1 if failures else 0
-    return 0
+    return 1 if write_stack(Path(args.stack_file), args.sets, Path(args.out), args) else 0
+
+
+def write_stack(stack_file: Path, sets: Sequence[str], out: Path, args: argparse.Namespace) -> int:
+    """Render one stack file into `out`; the number of objects that failed validation (with --validate)."""
+    stack = render_stack(stack_file, sets, args.gateway_api_crds, args.download)
+    for note in stack.source.notes:
+        print(f"render: Gateway API CRDs: {note}", file=sys.stderr)
+    config, rendered = stack.config, stack.rendered
+    write(rendered, out, stack.index)
+    print(f"render: {len(rendered)} files in {out}")
+    if not args.validate:
+        return 0
+    from tools.testkit import schemas
+
+    failures = 0
+    for item in rendered:
+        if item.is_object:
+            try:
+                schemas.validate(item.body, schemas.kubernetes_version(config.cluster.node_image),
+                                 partial=item.role == "patch")
+            except (schemas.ObjectInvalid, schemas.SchemaNotFound) as problem:
+                failures += 1
+                print(f"render: INVALID {item.filename}: {problem}", file=sys.stderr)
+    print(f"render: {sum(i.is_object for i in rendered)} objects validated, {failures} invalid")
+    return failures
 
 
 if __name__ == "__main__":

@@ -388,14 +388,20 @@ def test_render_cli_is_stable_and_writes_a_clean_directory(tmp_path: Path, graph
     out = tmp_path / "render"
     out.mkdir()
     (out / "deployment-default-gone.yaml").write_text("stale\n", encoding="utf-8")
-    # cluster.workers changes no Kubernetes object: the files are the dev render's, from a second evaluation.
+    # cluster.workers changes no Kubernetes object, only the kind cluster and the smoke check's trigger (which also
+    # carries the configured Gateway API source, not the file rendered): the other files are the dev render's, from a
+    # second evaluation.
     code = render.main(["--out", str(out), "--set", "cluster.workers=1",
                         "--gateway-api-crds", str(GATEWAY_API_FIXTURE)])
     assert code == 0
     expected = {item.filename: item.text for item in rendered("dev", graph)}
     written = {p.name: p.read_text(encoding="utf-8") for p in out.iterdir() if p.name != render.INDEX}
-    assert written == expected
-    assert list(expected) == sorted(expected)
+    assert list(expected) == sorted(expected) and set(written) == set(expected)
+    differing = {name for name in expected if written[name] != expected[name]}
+    assert differing == {"kindcluster-_-ambient.yaml", "command-_-smoke-verify.yaml"}
+    assert written["kindcluster-_-ambient.yaml"].count("- role: worker") == 1
+    assert "workers: 1" in written["command-_-smoke-verify.yaml"]
+    assert str(GATEWAY_API_FIXTURE) not in written["command-_-smoke-verify.yaml"]
     index = (out / render.INDEX).read_text(encoding="utf-8")
     assert "cluster.workers=1" in index and "tests/fixtures/gateway-api-crds.yaml" in index
     assert str(tmp_path) not in index
