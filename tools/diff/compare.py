@@ -20,7 +20,8 @@ providers' own rules are written down here:
   a workload's `spec.selector`, a StatefulSet's `serviceName`/`volumeClaimTemplates`/`podManagementPolicy`, a
   Service's `spec.clusterIP(s)`, a ConfigMap's or Secret's data, a Job's template, a binding's `roleRef`, a
   StorageClass's `provisioner`/`parameters`, a PersistentVolumeClaim's spec;
-- a local command's `triggers` (pulumi-command marks them replaceOnChanges);
+- a local command's `triggers` (pulumi-command marks them replaceOnChanges); a command without a delete step (the
+  smoke check) replaced only runs again: counted as a replace, not flagged as destructive;
 - the kind cluster's config: kind cannot reshape a cluster, so the cluster is deleted and created again, and with it
   every object in it (counted as replaced: "recreated with the kind cluster");
 - the provider pointing at another cluster (its context or kubeconfig changes, or the kind cluster comes or goes):
@@ -152,13 +153,15 @@ class ObjectChange:
     fields: list[FieldChange] = field(default_factory=list)
     old_filename: str | None = None
     cascade: bool = False  # replaced only because its cluster is (no change of its own)
+    rerun: bool = False  # a command without a delete step replaced: it only runs again, nothing is removed
     chart: str | None = None
     old_version: str | None = None
     new_version: str | None = None
 
     @property
     def flagged(self) -> bool:
-        return self.op in ("replace", "delete")
+        """Deletes something: a deletion, or a replacement other than a command running again."""
+        return self.op == "delete" or (self.op == "replace" and not self.rerun)
 
     def to_json(self) -> dict[str, Any]:
         data = {key: value for key, value in vars(self).items() if key != "fields"}
@@ -263,6 +266,34 @@ def same_entry(old: Any, new: Any, level: Any = None) -> bool:
     return bool(old == new)
 
 
+def _steps(level: Any, new_side: bool) -> list[tuple[Any, Any]]:
+    """(key or index, the value it leads to) from the root down to a deepdiff level, on one side. Read from the
+    levels' own relations: deepdiff's path(use_t2=True) can give the other side's index for entries it paired."""
+    steps: list[tuple[Any, Any]] = []
+    node = level.all_up
+    while node is not None and node is not level:
+        relation = node.t2_child_rel if new_side else node.t1_child_rel
+        child = node.down
+        if relation is None or child is None:
+            break
+        steps.append((relation.param, child.t2 if new_side else child.t1))
+        node = child
+    return steps
+
+
+def step_path(steps: Sequence[tuple[Any, Any]]) -> str:
+    """Steps as a YAML path, list entries named where they have a name."""
+    text = ""
+    for step, value in steps:
+        if isinstance(step, int):
+            named = identity(value)
+            text += f"[{named[0]}={named[1]}]" if named else f"[{step}]"
+        else:
+            key = str(step)
+            text += (f".{key}" if text else key) if _PLAIN_KEY.match(key) else f'["{key}"]'
+    return text
+
+
 def display_path(path: Sequence[Any], document: Any) -> str:
     """A deepdiff path (list of keys and indices) as a YAML path, list entries named where they have a name."""
     text = ""
@@ -318,13 +349,9 @@ def field_changes(old: Item, new: Item) -> list[FieldChange]:
         else:
             continue  # iterable_item_moved: order alone is not reported
         for level in levels:
-            # deepdiff's t1 path can be off after paired entries moved: walk the new document unless it is gone.
-            if change == "removed":
-                raw = tuple(level.path(output_format="list"))
-                path = display_path(raw, old.body)
-            else:
-                raw = tuple(level.path(use_t2=True, output_format="list"))
-                path = display_path(raw, new.body)
+            steps = _steps(level, new_side=change != "removed")
+            raw = tuple(step for step, _ in steps)
+            path = step_path(steps)
             secret = _sensitive(new if change != "removed" else old, raw)
             old_value = None if change == "added" else (REDACTED if secret else _redact(level.t1))
             new_value = None if change == "removed" else (REDACTED if secret else _redact(level.t2))
@@ -430,11 +457,17 @@ def diff_stack(stack: str, base: Mapping[str, Item] | None, head: Mapping[str, I
                 result.unchanged += 1
                 continue
             reasons = replace_reasons(now, fields)
+            rerun = bool(reasons) and now.role == "command" and not now.body.get("delete")
+            if rerun:
+                reasons = ["its triggers changed: it is replaced, i.e. runs again (it has no delete step: nothing "
+                           "is removed)"]
             result.changes.append(ObjectChange("replace" if reasons else "update", name, now.role, now.kind,
-                                               now.title, reasons, fields, **_release_versions(old, now)))
+                                               now.title, reasons, fields, rerun=rerun,
+                                               **_release_versions(old, now)))
     _cascade(result, old_items, new_items)
     order = {op: index for index, op in enumerate(("replace", "delete", "create", "update"))}
-    result.changes.sort(key=lambda c: (c.cascade, order[c.op], c.filename))
+    first = {"kindcluster": 0, "provider": 1}  # what everything else goes with, then the rest by file name
+    result.changes.sort(key=lambda c: (c.cascade, order[c.op], first.get(c.role, 2), c.filename))
     return result
 
 

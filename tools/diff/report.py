@@ -101,6 +101,10 @@ def flagged(report: Report) -> list[tuple[str, ObjectChange]]:
             if change.flagged and not change.cascade]
 
 
+def reruns(report: Report) -> list[tuple[str, ObjectChange]]:
+    return [(stack.stack, change) for stack in report.stacks for change in stack.changes if change.rerun]
+
+
 def cascaded(stack: StackDiff) -> list[ObjectChange]:
     return [change for change in stack.changes if change.cascade]
 
@@ -138,6 +142,8 @@ def text(report: Report, max_fields: int = 0) -> str:
             if cascaded(stack):
                 out.append(f"  {stack.stack}: {len(cascaded(stack))} objects replaced with it: "
                            f"{_names(cascaded(stack))}")
+    if reruns(report):
+        out += ["", "Run again: " + "; ".join(f"{stack_name}: {change.title}" for stack_name, change in reruns(report))]
     helm = [(stack.stack, change) for stack in report.stacks for change in stack.helm]
     if helm:
         out += ["", "Helm releases:"]
@@ -194,6 +200,9 @@ def markdown_summary(report: Report) -> list[str]:
         for stack in report.stacks:
             if cascaded(stack):
                 out.append(f"> - `{stack.stack}`: {len(cascaded(stack))} objects are replaced with the cluster")
+    if reruns(report):
+        out += ["", "Run again (replaced, nothing removed): "
+                + "; ".join(f"`{stack_name}` {_code(change.title)}" for stack_name, change in reruns(report))]
     helm = [(stack.stack, change) for stack in report.stacks for change in stack.helm]
     if helm:
         out += ["", "Helm releases: " + "; ".join(f"`{stack_name}` {_code(helm_line(change))}"
