@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: help venv up preview destroy test lint typecheck lint-workflows test-policy render verify test-e2e engine test-engine graph report bench
+.PHONY: help venv up preview diff destroy test lint typecheck lint-workflows test-policy render verify test-e2e engine test-engine graph report bench
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -25,6 +25,9 @@ up: $(BIN)/python ## create the kind cluster and the whole mesh (local state bac
 
 preview: ## show what `pulumi up` would change
 	pulumi preview --diff --stack $(STACK)
+
+diff: ## what this working tree changes in every stack, field by field, offline: BASE=<git ref> (default: merge base with main)
+	$(BIN)/python -m tools.diff $(if $(BASE),--base $(BASE)) $(DIFF_ARGS)
 
 destroy: ## delete everything the stack created, the kind cluster included
 	pulumi destroy --yes --stack $(STACK)

@@ -366,7 +366,7 @@ def apply_sets(raw: dict[str, Any], sets: Sequence[str]) -> dict[str, Any]:
 def gateway_api_source(raw: dict[str, Any], override: str | None = None, download: bool = False) -> RenderSource:
     """Where the Gateway API bundle is read from for this render (see the module docstring)."""
     if override:
-        return RenderSource(override, _relative(override))
+        return RenderSource(str(Path(override).resolve()), _relative(override))
     config = parse_config(raw).gateway_api
     source = config.resolved_source
     if not config.install or not source.startswith(("http://", "https://")):

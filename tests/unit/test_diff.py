@@ -71,9 +71,9 @@ def lines(report: Report, stack: str, title: str) -> list[str]:
 
 
 def ops(report: Report, stack: str) -> dict[str, str]:
-    """title -> op of every change of its own (not merely recreated with the cluster)."""
+    """title -> op of every object with a change of its own (not merely recreated with the cluster)."""
     [found] = [s for s in report.stacks if s.stack == stack]
-    return {c.title: c.op for c in found.changes if not c.cascade}
+    return {c.title: c.op for c in found.changes if not c.cascade or c.fields}
 
 
 GATEWAY = "Helm release istio-system/istio-ingressgateway (chart gateway)"

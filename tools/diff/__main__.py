@@ -34,12 +34,12 @@ from tools.diff.snapshot import (
 
 
 def build_report(base: Mapping[str, Snapshot], head: Mapping[str, Snapshot], base_label: str,
-                 head_label: str) -> Report:
+                 head_label: str, same_gateway_api_file: bool = False) -> Report:
     found = []
     for stack in stacks([dict(base), dict(head)]):
         old, new = base.get(stack), head.get(stack)
         found.append(diff_stack(stack, old.items if old else None, new.items if new else None,
-                                source_notes(old, new)))
+                                source_notes(old, new, same_gateway_api_file)))
     return Report(base_label, head_label, found)
 
 
@@ -54,7 +54,7 @@ def run(base_ref: str | None, gateway_api_crds: str | None = None, download: boo
         pending = start_base(repo, ref, Path(workdir), gateway_api_crds, download)
         head = render_head(repo, gateway_api_crds, download)
         base = pending.wait()
-    report = build_report(base, head, describe(repo, ref), describe_head(repo))
+    report = build_report(base, head, describe(repo, ref), describe_head(repo), bool(gateway_api_crds))
     return report, policy_results(head)
 
 

@@ -152,7 +152,7 @@ class ObjectChange:
     reasons: list[str] = field(default_factory=list)
     fields: list[FieldChange] = field(default_factory=list)
     old_filename: str | None = None
-    cascade: bool = False  # replaced only because its cluster is (no change of its own)
+    cascade: bool = False  # replaced because its cluster is (it may have changes of its own too)
     rerun: bool = False  # a command without a delete step replaced: it only runs again, nothing is removed
     chart: str | None = None
     old_version: str | None = None
@@ -500,8 +500,8 @@ def _cascade(result: StackDiff, old_items: Mapping[str, Item], new_items: Mappin
         if name in touched:
             for change in result.changes:
                 if change.filename == name and change.op == "update":
-                    change.op = "replace"
-                    change.reasons.append(cause)
+                    change.op, change.cascade = "replace", True
+                    change.reasons.append(f"{cause} (and its own change)")
             continue
         result.unchanged -= 1
         result.changes.append(ObjectChange("replace", name, item.role, item.kind, item.title, [cause], [],

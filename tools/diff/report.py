@@ -154,7 +154,7 @@ def text(report: Report, max_fields: int = 0) -> str:
         out += ["", f"== {stack_line(stack)}"]
         out += [f"  note: {note}" for note in stack.notes]
         for change in stack.changes:
-            if change.cascade:
+            if change.cascade and not change.fields:
                 continue
             out.append(f"{SYMBOL[change.op]} {change.op} {change.title}")
             out += detail_lines(change, max_fields)
@@ -219,7 +219,7 @@ def markdown_details(report: Report, max_fields: int = 60) -> list[str]:
             continue
         out += [f"#### `{stack.stack}`: {counts_line(stack.counts)}", ""]
         out += [f"- note: {note}" for note in stack.notes]
-        own = [change for change in stack.changes if not change.cascade]
+        own = [change for change in stack.changes if not change.cascade or change.fields]
         if own:
             out.append("```diff")
             for change in own:

@@ -174,11 +174,12 @@ def start_base(repo: Path, ref: str, workdir: Path, gateway_api_crds: str | None
     return BaseRender(tree, out, processes)
 
 
-def source_notes(base: Snapshot | None, head: Snapshot | None) -> list[str]:
-    """What the reader should know about where the Gateway API CRDs came from on each side."""
+def source_notes(base: Snapshot | None, head: Snapshot | None, same_file: bool = False) -> list[str]:
+    """What the reader should know about where the Gateway API CRDs came from on each side (`same_file`: both
+    sides were given one bundle)."""
     notes = []
     labels = [snapshot.index.get("gatewayApiCrds") for snapshot in (base, head) if snapshot is not None]
-    if len(labels) == 2 and labels[0] != labels[1]:
+    if len(labels) == 2 and labels[0] != labels[1] and not same_file:
         notes.append(f"Gateway API CRDs rendered from {labels[0]} (base) and {labels[1]} (head)")
     if any("stand-in" in str(label) for label in labels):
         notes.append("Gateway API CRDs: the test stand-in was rendered (the configured bundle is not available "
