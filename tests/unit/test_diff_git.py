@@ -4,8 +4,8 @@ change), the base rendered by its own code from `git archive`, the head in the c
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 import subprocess
 import sys
