@@ -143,7 +143,12 @@ def ordered(value: Any, key: str = "") -> Any:
     return value
 
 
-class _Dumper(yaml.SafeDumper):
+# libyaml's emitter when PyYAML has it (its wheels do): a render's CRDs are written in a tenth of the time. Its output
+# differs from the pure-Python emitter's only in how it folds a few long quoted strings; both read back the same.
+_SafeDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _Dumper(_SafeDumper):
     def ignore_aliases(self, data: Any) -> bool:  # every value written out in full, never as &anchor/*alias
         return True
 

@@ -40,6 +40,7 @@ from typing import Any
 
 from deepdiff import DeepDiff
 from deepdiff.helper import CannotCompare
+from deepdiff.helper import notpresent as _notpresent
 
 REDACTED = "[secret]"
 IDENTITY_KEYS = ("name", "containerPort", "port", "mountPath")
@@ -321,8 +322,8 @@ def _sensitive(item: Item, path: Sequence[Any]) -> bool:
 
 def _redact(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {key: REDACTED if isinstance(key, str) and _SECRET_KEY.match(key) else _redact(item)
-                for key, item in value.items()}
+        return {key: REDACTED if isinstance(key, str) and _SECRET_KEY.match(key) and item not in (None, "", [], {})
+                else _redact(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_redact(item) for item in value]
     return value
@@ -352,7 +353,8 @@ def field_changes(old: Item, new: Item) -> list[FieldChange]:
             steps = _steps(level, new_side=change != "removed")
             raw = tuple(step for step, _ in steps)
             path = step_path(steps)
-            secret = _sensitive(new if change != "removed" else old, raw)
+            secret = _sensitive(new if change != "removed" else old, raw) and any(
+                value not in (None, "", [], {}) for value in (level.t1, level.t2) if value is not _notpresent)
             old_value = None if change == "added" else (REDACTED if secret else _redact(level.t1))
             new_value = None if change == "removed" else (REDACTED if secret else _redact(level.t2))
             found.append(FieldChange(path, change, old_value, new_value, secret, raw))
@@ -371,7 +373,7 @@ def leaf_fields(item: Item, change: str) -> list[FieldChange]:
             for index, entry in enumerate(value):
                 walk(entry, (*raw, index))
         else:
-            secret = _sensitive(item, raw)
+            secret = _sensitive(item, raw) and value not in (None, "", [], {})
             shown = REDACTED if secret else _redact(value)
             found.append(FieldChange(display_path(raw, item.body), change,
                                      shown if change == "removed" else None, shown if change == "added" else None,
