@@ -21,9 +21,8 @@ from components.model import charts, specs
 from tests.conftest import GATEWAY_API_FIXTURE, STACK_FILES, stack_name
 from tools import render
 from tools.diff import report as formats
-from tools.diff.__main__ import build_report
 from tools.diff.compare import Item, Report, diff_stack, field_changes
-from tools.diff.snapshot import Snapshot, from_render
+from tools.diff.snapshot import Snapshot, build_report, from_render
 from tools.testkit import mockgraph
 
 Overrides = dict[str, dict[str, dict[str, Any]]]  # stack -> section -> key -> value

@@ -18,29 +18,18 @@ from pathlib import Path
 
 from tools import render
 from tools.diff import report as formats
-from tools.diff.compare import Report, diff_stack
+from tools.diff.compare import Report
 from tools.diff.policy import PolicyResult, run_pack
 from tools.diff.snapshot import (
     DiffError,
     Snapshot,
+    build_report,
     default_base,
     describe,
     describe_head,
     render_head,
-    source_notes,
-    stacks,
     start_base,
 )
-
-
-def build_report(base: Mapping[str, Snapshot], head: Mapping[str, Snapshot], base_label: str,
-                 head_label: str, same_gateway_api_file: bool = False) -> Report:
-    found = []
-    for stack in stacks([dict(base), dict(head)]):
-        old, new = base.get(stack), head.get(stack)
-        found.append(diff_stack(stack, old.items if old else None, new.items if new else None,
-                                source_notes(old, new, same_gateway_api_file)))
-    return Report(base_label, head_label, found)
 
 
 def policy_results(head: Mapping[str, Snapshot]) -> list[PolicyResult]:

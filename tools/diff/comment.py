@@ -60,7 +60,7 @@ def policy_lines(results: Sequence[PolicyResult]) -> list[str]:
     if not failed:
         return [f"**Policy pack** (`policy/`, on the head's mock graph): ✅ all {results[0].policies} policies pass "
                 f"on {stacks}."]
-    lines = [f"**Policy pack** (`policy/`, on the head's mock graph): ❌ violations on "
+    lines = ["**Policy pack** (`policy/`, on the head's mock graph): ❌ violations on "
              + ", ".join(f"`{result.stack}`" for result in failed) + ":"]
     for result in failed:
         if result.error:

@@ -192,7 +192,8 @@ class StackDiff:
     @property
     def helm(self) -> list[ObjectChange]:
         """Helm releases whose chart version or values change (any op)."""
-        return [change for change in self.changes if change.role == "helmrelease" and not change.cascade
+        return [change for change in self.changes
+                if change.role == "helmrelease" and (not change.cascade or change.fields)
                 and (change.old_version != change.new_version
                      or any(f.path.startswith("values") for f in change.fields) or change.op in ("create", "delete"))]
 

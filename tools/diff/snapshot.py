@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from tools import render
-from tools.diff.compare import Item
+from tools.diff.compare import Item, Report, diff_stack
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: a render reads back in a tenth of the time
 
@@ -189,3 +189,13 @@ def source_notes(base: Snapshot | None, head: Snapshot | None, same_file: bool =
 
 def stacks(snapshots: Sequence[dict[str, Snapshot]]) -> list[str]:
     return sorted({name for found in snapshots for name in found})
+
+
+def build_report(base: Mapping[str, Snapshot], head: Mapping[str, Snapshot], base_label: str,
+                 head_label: str, same_gateway_api_file: bool = False) -> Report:
+    found = []
+    for stack in stacks([dict(base), dict(head)]):
+        old, new = base.get(stack), head.get(stack)
+        found.append(diff_stack(stack, old.items if old else None, new.items if new else None,
+                                source_notes(old, new, same_gateway_api_file)))
+    return Report(base_label, head_label, found)
