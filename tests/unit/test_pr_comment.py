@@ -164,7 +164,7 @@ def test_post_creates_one_when_there_is_none(tmp_path: Path) -> None:
 
 def test_post_refuses_another_pull_requests_head(tmp_path: Path) -> None:
     code, calls = run_post(tmp_path, [], "--head-sha", "not-the-head")
-    assert code == 1 and calls == [["api", "repos/o/r/pulls/7"]]
+    assert code == 0 and calls == [["api", "repos/o/r/pulls/7"]]  # nothing written
 
 
 def test_post_refuses_a_bad_number(tmp_path: Path) -> None:

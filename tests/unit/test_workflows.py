@@ -27,12 +27,15 @@ def pins(path: Path) -> dict[str, str]:
     return dict(line.split("==", 1) for line in lines if "==" in line)
 
 
-def test_preview_runs_pulumi_preview_diff_with_the_policy_pack_and_a_pr_comment() -> None:
+def test_preview_runs_pulumi_preview_diff_with_the_policy_pack_and_leaves_the_comment_to_pr_diff() -> None:
+    """The backend preview stays only where a backend is configured, labelled so, and posts no comment of its own:
+    the pull request's one comment is pr-diff's (tests/unit/test_pr_workflows.py)."""
     preview = workflow("preview.yml")["jobs"]["preview"]
     [step] = [s for s in preview["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
     assert step["uses"] == "pulumi/actions@v7"
     assert step["with"]["command"] == "preview" and step["with"]["diff"] is True
-    assert step["with"]["comment-on-pr"] is True and preview["permissions"]["pull-requests"] == "write"
+    assert step["with"]["comment-on-pr"] is False and "pull-requests" not in preview["permissions"]
+    assert "configured backend" in preview["name"]
     assert step["with"]["policyPacks"] == "policy" and (REPO / "policy" / "PulumiPolicy.yaml").is_file()
 
 

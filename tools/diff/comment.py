@@ -25,8 +25,9 @@ MAX_BODY = 65_000  # GitHub refuses comments over 65,536 characters
 FIELD_BUDGETS = (60, 20, 5, 0)
 
 
-def engine_lines(engine: Mapping[str, Any] | None) -> tuple[list[str], list[str]]:
-    """(always visible, collapsed) lines for the engine's result (tools.diff.engine's JSON)."""
+def engine_lines(engine: Mapping[str, Any] | None, stacks: Sequence[str] = ()) -> tuple[list[str], list[str]]:
+    """(always visible, collapsed) lines for the engine's result (tools.diff.engine's JSON); `stacks` are the plan
+    diff's, each said to be not run where the engine left it out."""
     if not engine:
         return ["**Engine** (`pulumi preview --diff` against the base's state on kwok): not run in this workflow."], []
     status = engine.get("status")
@@ -48,6 +49,9 @@ def engine_lines(engine: Mapping[str, Any] | None) -> tuple[list[str], list[str]
                 for path, kind in sorted(step.get("diff", {}).items()):
                     collapsed.append(f"    {kind}: {path}")
             collapsed += ["```", ""]
+    for stack in stacks:
+        if stack not in engine.get("stacks", {}):
+            visible.append(f"- `{stack}`: not run by the engine job (the plan diff above covers it)")
     return visible, collapsed
 
 
@@ -77,7 +81,7 @@ def stacks_line(report: Report) -> str:
 
 def build(report: Report, policy: Sequence[PolicyResult] = (), engine: Mapping[str, Any] | None = None,
           run_url: str | None = None, run_label: str = "the workflow run") -> str:
-    engine_visible, engine_collapsed = engine_lines(engine)
+    engine_visible, engine_collapsed = engine_lines(engine, [stack.stack for stack in report.stacks])
     footer = [f"<sub>[{run_label}]({run_url}) · updated in place on every push · `make diff BASE=<ref>` shows the "
               "same locally</sub>" if run_url else
               "<sub>`make diff BASE=<ref>` shows the same locally</sub>"]

@@ -26,6 +26,10 @@ class PostError(RuntimeError):
     pass
 
 
+class NotThisHead(PostError):
+    """The pull request has moved on (a newer push: its own run posts), or the number is not this run's."""
+
+
 def gh(*args: str) -> str:
     done = subprocess.run(["gh", "api", *args], capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -52,7 +56,8 @@ def post(repo: str, pr: int, body_file: Path, head_sha: str | None = None, autho
     if head_sha is not None:
         actual = json.loads(gh(f"repos/{repo}/pulls/{pr}")).get("head", {}).get("sha")
         if actual != head_sha:
-            raise PostError(f"pull request #{pr}'s head is {actual}, not {head_sha}: not posting")
+            raise NotThisHead(f"pull request #{pr}'s head is {actual}, not {head_sha}: not posting (a newer push "
+                              "posts its own, or this is not the run's pull request)")
     existing = find_comment(repo, pr, author)
     if existing is not None:
         gh("--method", "PATCH", f"repos/{repo}/issues/comments/{existing}", "-F", f"body=@{body_file}")
@@ -74,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         print(f"post: {post(args.repo, int(args.pr), args.body, args.head_sha, args.author)}")
+    except NotThisHead as error:
+        print(f"post: {error}")
+        return 0
     except PostError as error:
         print(f"post: {error}", file=sys.stderr)
         return 1
