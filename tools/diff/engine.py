@@ -78,6 +78,8 @@ def parse_preview(output: str) -> tuple[dict[str, int], list[Step]]:
             diff = {reason: "update" for reason in raw.get("diffReasons") or []}
         steps.append(Step(op, type_, name, diff))
     counts = {op: sum(1 for step in steps if step.op == op) for op in (*OPS, "same")}
+    # The JSON lists the steps that change something; how many stay the same is in its summary.
+    counts["same"] = int((document.get("changeSummary") or {}).get("same", counts["same"]))
     return counts, steps
 
 

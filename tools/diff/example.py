@@ -3,9 +3,10 @@
 
 The pair (tests/unit/fixtures/prdiff/) is two real renders of both stacks, trimmed to a few objects each: the base
 is the repository's stack files, the head changes `cluster.ingressNodePort` (30080 → 30081) in dev and adds HEAD to
-zero-trust's `security.l7Methods`. policy.json is the policy pack's result on the head's graphs, recorded. The engine
-section reads "not run": the example is made offline. `--write` puts the comment into README between the
-prdiff-example markers; a unit test fails when README's example is not what this prints.
+zero-trust's `security.l7Methods`. policy.json is the policy pack's result on the head's graphs, recorded; engine.json
+is `python -m tools.diff.engine --stack dev` of the same change against a kwok cluster of the engine tier, recorded.
+`--write` puts the comment into README between the prdiff-example markers; a unit test fails when README's example is
+not what this prints.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def example() -> str:
                     if stack.is_dir()} for side in ("base", "head")}
     report = build_report(sides["base"], sides["head"], "main (base fixture)", "pull request (head fixture)")
     policy = [PolicyResult.from_json(data) for data in json.loads((FIXTURE / "policy.json").read_text("utf-8"))]
-    return comment.build(report, policy, None, RUN_URL, "plan-diff run #123456789")
+    engine = json.loads((FIXTURE / "engine.json").read_text("utf-8"))
+    return comment.build(report, policy, engine, RUN_URL, "pr-diff run #123456789")
 
 
 def readme_block(body: str) -> str:
