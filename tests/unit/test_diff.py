@@ -263,3 +263,26 @@ def test_report_survives_json() -> None:
     report = Report("b", "h", [diff_stack("s", {"a": item(DEPLOYMENT, "a")}, {"a": item(new, "a")})])
     again = Report.from_json(yaml.safe_load(yaml.safe_dump(report.to_json())))
     assert formats.text(again) == formats.text(report) and formats.markdown(again) == formats.markdown(report)
+
+
+def test_a_removed_stack_is_one_flag_not_one_per_object() -> None:
+    items = {"a": item(DEPLOYMENT, "a"), "b": item(DEPLOYMENT, "b")}
+    report = Report("b", "h", [diff_stack("old", items, None), diff_stack("dev", items, items)])
+    text = formats.text(report)
+    assert "old (stack removed) (no Istio): 2 to delete" in text
+    flags = text.split("REPLACED OR DELETED (check these first):\n", 1)[1].split("\n\n", 1)[0]
+    assert flags.splitlines() == [
+        "  old: its stack file is gone: `pulumi destroy` of that stack would delete 2 objects (nothing deletes them by "
+        "itself)"]
+
+
+def test_the_policy_pack_runs_on_the_heads_graph_with_the_stacks_own_config() -> None:
+    from tests.conftest import dev_config
+    from tools.diff.policy import run_pack
+
+    graph = mockgraph.run_stack(dev_config())
+    assert run_pack("dev", graph).passed
+    # policy/config.zero-trust.json turns zero trust on: the tutorial's graph (no AuthorizationPolicy) fails it.
+    zero_trust = run_pack("zero-trust", graph)
+    assert zero_trust.config_file == "policy/config.zero-trust.json"
+    assert list(zero_trust.violations) == ["zero-trust-authorization-policy"]

@@ -41,7 +41,11 @@ def run(base_ref: str | None, gateway_api_crds: str | None = None, download: boo
     ref = base_ref or default_base(repo)
     with tempfile.TemporaryDirectory(prefix="ambient-mesh-diff-") as workdir:
         pending = start_base(repo, ref, Path(workdir), gateway_api_crds, download)
-        head = render_head(repo, gateway_api_crds, download)
+        try:
+            head = render_head(repo, gateway_api_crds, download)
+        except Exception as error:  # a config error or a bug in the head's program: say so, as a diff error
+            pending.stop()
+            raise DiffError(f"the head did not render: {type(error).__name__}: {error}") from error
         base = pending.wait()
     report = build_report(base, head, describe(repo, ref), describe_head(repo), bool(gateway_api_crds))
     return report, policy_results(head)

@@ -67,16 +67,6 @@ def _options() -> Any:
 
 def run_pack(stack: str, registrations: Iterable[Any], directory: Path = POLICY_DIR) -> PolicyResult:
     """Every policy of the pack over one stack's registrations (type, name, urn, inputs)."""
-    from pulumi_policy import (
-        PolicyResource,
-        ResourceValidationArgs,
-        ResourceValidationPolicy,
-        StackValidationArgs,
-        StackValidationPolicy,
-    )
-    from pulumi_policy.policy import _NotApplicableError
-    from pulumi_policy.proxy import unknown_checking_proxy
-
     config_path = directory / f"config.{stack}.json"
     configs: dict[str, Any] = json.loads(config_path.read_text(encoding="utf-8")) if config_path.exists() else {}
     config_label = str(config_path.relative_to(REPO)) if config_path.exists() else None
@@ -87,24 +77,41 @@ def run_pack(stack: str, registrations: Iterable[Any], directory: Path = POLICY_
     registrations = list(registrations)
     result = PolicyResult(stack, config_label, len(policies))
     for policy in policies:
-        config = configs.get(policy.name)
-        messages: list[str] = []
-
-        def report(message: str, _urn: str | None, found: list[str] = messages) -> None:
-            found.append(message)
-
-        if isinstance(policy, ResourceValidationPolicy):
-            for reg in registrations:
-                args = ResourceValidationArgs(reg.type, unknown_checking_proxy(dict(reg.inputs)), reg.urn, reg.name,
-                                              _options(), None, config)
-                policy.validate(args, report)
-        elif isinstance(policy, StackValidationPolicy):
-            resources = [PolicyResource(reg.type, unknown_checking_proxy(dict(reg.inputs)), reg.urn, reg.name,
-                                        _options(), None, None, [], {}) for reg in registrations]
-            try:
-                policy.validate(StackValidationArgs(resources, config), report)
-            except _NotApplicableError:
-                continue
+        try:
+            messages = _run_policy(policy, configs.get(policy.name), registrations)
+        except Exception as error:  # noqa: BLE001 - a policy that crashes is reported, the others still run
+            messages = [f"the policy raised {type(error).__name__}: {error}"]
         if messages:
             result.violations[policy.name] = messages
     return result
+
+
+def _run_policy(policy: Any, config: Any, registrations: list[Any]) -> list[str]:
+    """The messages one policy reports, run as the engine runs it (props wrapped in the SDK's proxies)."""
+    from pulumi_policy import (
+        PolicyResource,
+        ResourceValidationArgs,
+        ResourceValidationPolicy,
+        StackValidationArgs,
+        StackValidationPolicy,
+    )
+    from pulumi_policy.policy import _NotApplicableError
+    from pulumi_policy.proxy import unknown_checking_proxy
+
+    messages: list[str] = []
+
+    def report(message: str, _urn: str | None) -> None:
+        messages.append(message)
+
+    if isinstance(policy, ResourceValidationPolicy):
+        for reg in registrations:
+            policy.validate(ResourceValidationArgs(reg.type, unknown_checking_proxy(dict(reg.inputs)), reg.urn,
+                                                   reg.name, _options(), None, config), report)
+    elif isinstance(policy, StackValidationPolicy):
+        resources = [PolicyResource(reg.type, unknown_checking_proxy(dict(reg.inputs)), reg.urn, reg.name,
+                                    _options(), None, None, [], {}) for reg in registrations]
+        try:
+            policy.validate(StackValidationArgs(resources, config), report)
+        except _NotApplicableError:
+            return []
+    return messages

@@ -96,9 +96,14 @@ def helm_line(change: ObjectChange) -> str:
 
 
 def flagged(report: Report) -> list[tuple[str, ObjectChange]]:
-    """Replacements and deletions that are not only a consequence of another (the cluster's)."""
-    return [(stack.stack, change) for stack in report.stacks for change in stack.changes
-            if change.flagged and not change.cascade]
+    """Replacements and deletions that are not only a consequence of another (the cluster's, or a whole stack
+    removed: removed_stacks says that in one line)."""
+    return [(stack.stack, change) for stack in report.stacks if stack.status != "removed"
+            for change in stack.changes if change.flagged and not change.cascade]
+
+
+def removed_stacks(report: Report) -> list[StackDiff]:
+    return [stack for stack in report.stacks if stack.status == "removed" and stack.changes]
 
 
 def reruns(report: Report) -> list[tuple[str, ObjectChange]]:
@@ -134,8 +139,11 @@ def text(report: Report, max_fields: int = 0) -> str:
         out += ["", "No changes: `pulumi up` of the head would do what the base does."]
         return "\n".join(out) + "\n"
     flags = flagged(report)
-    if flags:
+    if flags or removed_stacks(report):
         out += ["", "REPLACED OR DELETED (check these first):"]
+        for stack in removed_stacks(report):
+            out.append(f"  {stack.stack}: its stack file is gone: `pulumi destroy` of that stack would delete "
+                       f"{len(stack.changes)} objects (nothing deletes them by itself)")
         for stack_name, change in flags:
             out.append(f"  {stack_name}: {change.op.upper()} {change.title}: {'; '.join(change.reasons)}")
         for stack in report.stacks:
@@ -192,8 +200,11 @@ def markdown_summary(report: Report) -> list[str]:
         out.append(f"| `{stack.stack}`{status} | {istio_label(stack).removeprefix('Istio ')} | "
                    + " | ".join(cells) + " |")
     flags = flagged(report)
-    if flags:
+    if flags or removed_stacks(report):
         out += ["", "> [!WARNING]", "> **Replaced or deleted** — check these first:"]
+        for stack in removed_stacks(report):
+            out.append(f"> - `{stack.stack}`: its stack file is gone ({len(stack.changes)} objects; `pulumi destroy` "
+                       "of that stack deletes them)")
         for stack_name, change in flags:
             out.append(f"> - `{stack_name}`: **{change.op}** {_code(change.title)}: "
                        + _cell("; ".join(change.reasons)))

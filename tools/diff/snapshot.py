@@ -136,6 +136,11 @@ class BaseRender:
     out: Path
     processes: list[tuple[str, subprocess.Popen[str]]]
 
+    def stop(self) -> None:
+        for _, process in self.processes:
+            process.kill()
+            process.communicate()
+
     def wait(self) -> dict[str, Snapshot]:
         failures = []
         for label, process in self.processes:
