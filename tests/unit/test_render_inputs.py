@@ -3,6 +3,7 @@ the local commands (their scripts and triggers) and the provider, so that a chan
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -65,9 +66,12 @@ def test_all_stacks_renders_every_stack_file(tmp_path: Path) -> None:
 
 
 def test_stack_files_leave_out_what_git_ignores(tmp_path: Path) -> None:
-    leftover = REPO / "Pulumi.e2e-leftover-test.yaml"  # .gitignore: Pulumi.e2e-*.yaml
-    leftover.write_text("config: {}\n", encoding="utf-8")
-    try:
-        assert leftover not in render.stack_files()
-    finally:
-        leftover.unlink()
+    """An interrupted e2e run's Pulumi.e2e-*.yaml (ignored by .gitignore) is not a stack of the repository."""
+    subprocess.run(["git", "init", "--quiet", str(tmp_path)], check=True)
+    (tmp_path / ".gitignore").write_text("Pulumi.e2e-*.yaml\n", encoding="utf-8")
+    for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.new.yaml", "Pulumi.e2e-leftover.yaml"):
+        (tmp_path / name).write_text("config: {}\n", encoding="utf-8")
+    subprocess.run(["git", "add", "Pulumi.dev.yaml"], cwd=tmp_path, check=True)
+    assert [path.name for path in render.stack_files(tmp_path)] == ["Pulumi.dev.yaml", "Pulumi.new.yaml"]
+    (tmp_path / ".git").rename(tmp_path / "not-git")  # an archive: every stack file there is one
+    assert len(render.stack_files(tmp_path)) == 3
