@@ -41,8 +41,8 @@ def test_comment_shows_counts_then_flags_then_details(body: str) -> None:
     # Running the smoke check again is not a deletion: listed, not flagged.
     assert "command smoke-verify" not in body[flags:body.index("\n\n", flags)]
     assert "Run again (replaced, nothing removed): `dev` `command smoke-verify`" in body
-    assert "Helm releases: `dev` `istio-system/istio-ingressgateway: replace, chart gateway 1.31.1, 1 value changed`" \
-        in body
+    assert "Helm releases whose chart or values change:\n" \
+        "- `dev` `istio-system/istio-ingressgateway: replace, chart gateway 1.31.1, 1 value changed`" in body
     collapsed = body[details:body.index("</details>")]
     assert "    ~ values.service.ports[name=http2].nodePort: 30080 → 30081" in collapsed
     assert "    + spec.rules[0].to[0].operation.methods[1]: HEAD" in collapsed

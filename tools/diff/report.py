@@ -216,8 +216,8 @@ def markdown_summary(report: Report) -> list[str]:
                 + "; ".join(f"`{stack_name}` {_code(change.title)}" for stack_name, change in reruns(report))]
     helm = [(stack.stack, change) for stack in report.stacks for change in stack.helm]
     if helm:
-        out += ["", "Helm releases: " + "; ".join(f"`{stack_name}` {_code(helm_line(change))}"
-                                               for stack_name, change in helm)]
+        out += ["", "Helm releases whose chart or values change:"]
+        out += [f"- `{stack_name}` {_code(helm_line(change))}" for stack_name, change in helm]
     if not report.changed:
         out += ["", "**No changes**: `pulumi up` of the head would do what the base does."]
     return out
