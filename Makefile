@@ -63,8 +63,9 @@ render: venv ## write every object the stack creates to render/ (offline) and va
 graph: venv ## rewrite README's dependency graph from the program
 	$(BIN)/python -m tools.graph --write
 
-report: venv ## resource requests per profile
+report: venv ## resource requests per profile; registry pulls per up, before and after images are pulled once
 	$(BIN)/python -m bench.resource_report
+	$(BIN)/python -m bench.image_pulls
 
 bench: venv ## time the default test suite
 	$(BIN)/python -m bench.suite_time --runs 3

@@ -23,11 +23,14 @@ class Cluster(pulumi.ComponentResource):
     provider: k8s.Provider
     kubeconfig: pulumi.Output[str]
     cluster_name: pulumi.Output[str]
+    # What creates the nodes (kind's command); empty for an existing cluster.
+    created: list[pulumi.Resource]
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ambient-mesh:cluster:Cluster", name, None, opts)
         config = args.config
         child = pulumi.ResourceOptions(parent=self)
+        self.created = []
 
         if config.provider == "kind":
             environment = {"CLUSTER_NAME": config.name}
@@ -43,6 +46,7 @@ class Cluster(pulumi.ComponentResource):
                 triggers=[cluster_config],
                 opts=child,
             )
+            self.created = [created]
             read = command.local.Command(
                 f"{name}-kubeconfig",
                 create=KIND_KUBECONFIG,

@@ -11,6 +11,7 @@ from components.bookinfo import Bookinfo, BookinfoArgs
 from components.clients import CurlClients, CurlClientsArgs
 from components.cluster import Cluster, ClusterArgs
 from components.gateway_api import GatewayApiArgs, GatewayApiCrds
+from components.images import ImagePreload, ImagePreloadArgs
 from components.ingress import (
     BookinfoGatewayApiIngress,
     BookinfoIngress,
@@ -22,6 +23,7 @@ from components.model import catalog, versions
 from components.model.charts import istio_releases
 from components.model.config import SECTIONS, ConfigError, StackConfig
 from components.model.gateway_api import ClusterUnreadable, Reader, decide, load_bundle
+from components.model.images import load_environment, preload, pull_environment
 from components.model.outputs import more_checks, smoke_triggers, try_it, verify_hints
 from components.model.policy import app_policies, peer_authentication_spec
 from components.model.topology import ingress_url
@@ -62,6 +64,7 @@ def check_existing_cluster(config: StackConfig, reader: Reader | None) -> None:
 class AmbientMeshStack:
     config: StackConfig
     cluster: Cluster
+    images: ImagePreload | None
     gateway_api: GatewayApiCrds
     istio: IstioAmbient
     namespace: AppNamespace
@@ -83,20 +86,27 @@ def build_stack(config: StackConfig, gateway_api_reader: Reader | None = None) -
     app, cluster_config = config.app, config.cluster
 
     cluster = Cluster("cluster", ClusterArgs(cluster_config))
+    images, loaded = None, []
+    if cluster_config.preload_images:
+        plan = preload(config)
+        images = ImagePreload("images", ImagePreloadArgs(pull_environment(plan), load_environment(cluster_config, plan),
+                                                         cluster=cluster.created))
+        # Whatever runs these images waits for them to be in the nodes: no node pulls from a registry.
+        loaded = images.loaded
     # Every Kubernetes resource below uses the cluster's provider, handed to each component once.
     on_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
     gateway_api = GatewayApiCrds("gateway-api", GatewayApiArgs(bundle), on_cluster)
     istio = IstioAmbient("istio", IstioArgs(istio_releases(
-        config.istio, cluster_config.ingress_node_port if app.ingress == "istio" else None)), on_cluster)
+        config.istio, cluster_config.ingress_node_port if app.ingress == "istio" else None), images=loaded), on_cluster)
     # Gateway API objects need their CRDs, and istiod to deploy a proxy for them.
     gateway_api_ready: list[pulumi.Resource] = [*gateway_api.resources, istio.istiod]
     namespace = AppNamespace("app", AppNamespaceArgs(app.namespace, create=app.namespace != "default"), on_cluster)
     # The app does not wait for Istio: enrolling the namespace later captures pods that are already running.
-    bookinfo = Bookinfo("bookinfo", BookinfoArgs(namespace.name, versions.BOOKINFO_IMAGE_REGISTRY, app.bookinfo_tag),
-                        on_cluster)
+    bookinfo = Bookinfo("bookinfo", BookinfoArgs(namespace.name, versions.BOOKINFO_IMAGE_REGISTRY, app.bookinfo_tag,
+                                                 wait_for=loaded), on_cluster)
     clients = CurlClients("clients", CurlClientsArgs(
         namespace.name, versions.CURL_IMAGE, catalog.CLIENT_NAMES,
-        avoid={catalog.CLIENT_AVOIDING_PRODUCTPAGE: catalog.PRODUCTPAGE}), on_cluster)
+        avoid={catalog.CLIENT_AVOIDING_PRODUCTPAGE: catalog.PRODUCTPAGE}, wait_for=loaded), on_cluster)
     enrolment = AmbientEnrolment("ambient", AmbientEnrolmentArgs(namespace.name, istio.dataplane), on_cluster)
     ingress: BookinfoIngress | BookinfoGatewayApiIngress | None = None
     if app.ingress == "istio":
@@ -128,8 +138,8 @@ def build_stack(config: StackConfig, gateway_api_reader: Reader | None = None) -
             host_url=hints["hostUrl"], ingress_address=hints["ingressAddress"],
             expect_denied=hints["expectDenied"], after=[c for c in parts if c is not None],
             triggers=smoke_triggers(config)))
-    return AmbientMeshStack(config, cluster, gateway_api, istio, namespace, bookinfo, clients, enrolment, ingress,
-                            security, waypoint, sidecar, smoke)
+    return AmbientMeshStack(config, cluster, images, gateway_api, istio, namespace, bookinfo, clients, enrolment,
+                            ingress, security, waypoint, sidecar, smoke)
 
 
 def stack_outputs(stack: AmbientMeshStack) -> dict[str, Any]:

@@ -67,6 +67,8 @@ class ClusterConfig:
     ingress_node_port: int = 30080
     kubeconfig: str | None = None
     context: str | None = None
+    # kind only: pull each image once on the host and load it into the nodes (components/model/images.py).
+    preload_images: bool = True
 
     @property
     def nodes(self) -> int:
@@ -163,7 +165,7 @@ class StackConfig:
 
 SECTIONS = {
     "cluster": ("provider", "name", "workers", "nodeImage", "ingressHostPort", "ingressNodePort", "kubeconfig",
-                "context"),
+                "context", "preloadImages"),
     "istio": ("version", "repository", "resourceProfile"),
     "gatewayApi": ("mode", "version", "source"),
     "app": ("namespace", "bookinfoTag", "ingress"),
@@ -287,6 +289,8 @@ def _parse_cluster(s: _Section) -> ClusterConfig:
         field = "kubeconfig" if kubeconfig is not None else "context"
         raise ConfigError(s.key(field), kubeconfig or context,
                           "nothing for provider kind (the stack reads the kind cluster's own kubeconfig)")
+    # Images are side-loaded into kind's nodes; an existing cluster pulls its own (the key means nothing there).
+    preload_images = s.boolean("preloadImages", d.preload_images) and provider == "kind"
     return ClusterConfig(
         provider=cast(ClusterProvider, provider),
         name=name,
@@ -297,6 +301,7 @@ def _parse_cluster(s: _Section) -> ClusterConfig:
         ingress_node_port=s.integer("ingressNodePort", d.ingress_node_port, *NODE_PORT_RANGE),
         kubeconfig=os.path.expanduser(kubeconfig) if kubeconfig else None,
         context=context,
+        preload_images=preload_images,
     )
 
 

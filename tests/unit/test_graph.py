@@ -109,6 +109,12 @@ def test_only_documented_depends_on(graph: Graph) -> None:
     accounts = {sa.inputs["metadata"]["name"]: sa.name for sa in graph.of_type("kubernetes:core/v1:ServiceAccount")}
     expected |= {(d.name, accounts[d.inputs["spec"]["template"]["spec"]["serviceAccountName"]])
                  for d in graph.of_type("kubernetes:apps/v1:Deployment")}
+    # Images are loaded into the nodes once they are pulled (and the cluster exists: its id is the load's trigger);
+    # whatever runs them waits.
+    expected |= {("images-load", "images-pull")}
+    expected |= {(release_named(graph, n), "images-load") for n in ("istiod", "istio-cni", "ztunnel",
+                                                                   "istio-ingressgateway")}
+    expected |= {(d.name, "images-load") for d in graph.of_type("kubernetes:apps/v1:Deployment")}
     # The smoke check runs last, after every resource of the app, its enrolment, security and ingress.
     last = {"IstioAmbient", "AmbientEnrolment", "Bookinfo", "CurlClients", "MeshSecurity", "BookinfoIngress"}
     expected |= {("smoke-verify", r.name) for r in graph
