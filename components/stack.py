@@ -26,6 +26,7 @@ from components.model.gateway_api import ClusterUnreadable, Reader, decide, load
 from components.model.images import load_environment, preload, pull_environment
 from components.model.outputs import more_checks, smoke_triggers, try_it, verify_hints
 from components.model.policy import app_policies, peer_authentication_spec
+from components.model.preflight import doctor_argv, doctor_script
 from components.model.topology import ingress_url
 from components.model.validate import parse_config
 from components.namespace import AmbientEnrolment, AmbientEnrolmentArgs, AppNamespace, AppNamespaceArgs
@@ -85,12 +86,15 @@ def build_stack(config: StackConfig, gateway_api_reader: Reader | None = None) -
     bundle = load_bundle(config.gateway_api.resolved_source) if config.gateway_api.install else []
     app, cluster_config = config.app, config.cluster
 
-    cluster = Cluster("cluster", ClusterArgs(cluster_config))
+    # On kind the preflight (tools/doctor.py) is the graph's first step: `pulumi up` run without make checks too.
+    preflight = (doctor_script(doctor_argv(config, pulumi.get_stack(), in_graph=True))
+                 if cluster_config.provider == "kind" else None)
+    cluster = Cluster("cluster", ClusterArgs(cluster_config, preflight))
     images, loaded = None, []
     if cluster_config.preload_images:
         plan = preload(config)
         images = ImagePreload("images", ImagePreloadArgs(pull_environment(plan), load_environment(cluster_config, plan),
-                                                         cluster=cluster.created))
+                                                         cluster=cluster.created, after=cluster.preflight))
         # Whatever runs these images waits for them to be in the nodes: no node pulls from a registry.
         loaded = images.loaded
     # Every Kubernetes resource below uses the cluster's provider, handed to each component once.

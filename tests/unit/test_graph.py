@@ -112,6 +112,8 @@ def test_only_documented_depends_on(graph: Graph) -> None:
     # Images are loaded into the nodes once they are pulled (and the cluster exists: its id is the load's trigger);
     # whatever runs them waits.
     expected |= {("images-load", "images-pull")}
+    # The preflight comes first: neither the cluster nor the pull starts before it passes.
+    expected |= {("cluster-kind", "cluster-preflight"), ("images-pull", "cluster-preflight")}
     expected |= {(release_named(graph, n), "images-load") for n in ("istiod", "istio-cni", "ztunnel",
                                                                    "istio-ingressgateway")}
     expected |= {(d.name, "images-load") for d in graph.of_type("kubernetes:apps/v1:Deployment")}
