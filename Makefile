@@ -3,13 +3,21 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STACK ?= dev
+# Pulumi state: a file backend of this checkout (.pulumi-state/, git-ignored), unless PULUMI_BACKEND_URL is set in
+# your environment. Never `pulumi login`: that would switch the backend of every other project of yours too.
+STATE_DIR ?= $(CURDIR)/.pulumi-state
+ifeq ($(origin PULUMI_BACKEND_URL),undefined)
+PULUMI_BACKEND_URL := file://$(STATE_DIR)
+endif
+export PULUMI_BACKEND_URL
 
-.PHONY: help venv up preview destroy test lint typecheck lint-workflows test-policy render verify test-e2e engine test-engine graph report bench
+.PHONY: help venv doctor state up preview destroy diagnose test lint typecheck lint-workflows test-policy render verify test-e2e engine test-engine graph report bench
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(BIN)/python:
+	$(PYTHON) -m tools.doctor --python-only
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
@@ -17,17 +25,28 @@ venv: $(BIN)/python ## create .venv, install runtime + dev requirements and the 
 	$(BIN)/pip install -q -r requirements-dev.txt
 	$(BIN)/python -m tools.testkit.schemas fetch
 
-up: $(BIN)/python ## create the kind cluster and the whole mesh (local state backend)
+doctor: $(BIN)/python ## preflight: tools and versions, Docker's CPUs/memory, node image, host port, inotify, leftover cluster
 	$(BIN)/pip install -q -r requirements.txt
-	pulumi login --local
-	pulumi stack select $(STACK) --create
-	pulumi up --yes --stack $(STACK)
+	$(BIN)/python -m tools.doctor --stack $(STACK)
 
-preview: ## show what `pulumi up` would change
+state:
+ifeq ($(PULUMI_BACKEND_URL),file://$(STATE_DIR))
+	@mkdir -p "$(STATE_DIR)"
+endif
+
+up: doctor state ## preflight, then the kind cluster and the whole mesh; on failure, what is not ready and why
+	pulumi stack select $(STACK) --create
+	pulumi up --yes --stack $(STACK) || { $(BIN)/python -m tools.diagnose --stack $(STACK); exit 1; }
+
+preview: doctor state ## preflight, then show what `pulumi up` would change
+	pulumi stack select $(STACK) --create
 	pulumi preview --diff --stack $(STACK)
 
-destroy: ## delete everything the stack created, the kind cluster included
+destroy: state ## delete everything the stack created, the kind cluster included
 	pulumi destroy --yes --stack $(STACK)
+
+diagnose: $(BIN)/python ## the pods that are not ready and why: events, image pulls, ztunnel/istio-cni logs
+	$(BIN)/python -m tools.diagnose --stack $(STACK)
 
 test: venv ## unit + schema tests: mocks only, no cluster, no network
 	$(BIN)/python -m pytest -q -n auto
