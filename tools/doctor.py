@@ -417,19 +417,23 @@ def facts_from_stack_file(stack: str, host: Host) -> Facts:
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), f"Pulumi.{stack}.yaml")
     config = parse_config(read_stack_file(path))
     facts = facts_from_args(parse_args(doctor_argv(config, stack)))
-    return replace(facts, cluster_owned=owns_cluster(host, stack, facts.cluster_name))
+    owned = owns_cluster(host, stack, facts.cluster_name)
+    # State that cannot be read says nothing either way: kind's creation still refuses a cluster it did not make.
+    return replace(facts, cluster_owned=owned is True, cluster_may_exist=owned is None)
 
 
-def owns_cluster(host: Host, stack: str, cluster_name: str) -> bool:
+def owns_cluster(host: Host, stack: str, cluster_name: str) -> bool | None:
+    """Whether the stack's state (`pulumi stack export`) holds the kind cluster's command; None when unreadable."""
     if host.which("pulumi") is None:
-        return False
+        return None
     exported = host.run(["pulumi", "stack", "export", "--stack", stack], timeout=60)
     if exported.returncode != 0:
-        return False
+        # A stack not made yet owns nothing; any other failure leaves the question open.
+        return False if "no stack named" in (exported.stderr + exported.stdout).lower() else None
     try:
         resources = json.loads(exported.stdout)["deployment"].get("resources") or []
     except (ValueError, KeyError, TypeError, AttributeError):
-        return False
+        return None
     return any(str(r.get("urn", "")).endswith("::cluster-kind")
                and ((r.get("inputs") or {}).get("environment") or {}).get("CLUSTER_NAME") == cluster_name
                for r in resources)

@@ -285,7 +285,10 @@ def test_the_stack_file_and_whether_the_stack_owns_its_cluster() -> None:
     facts = doctor.facts_from_stack_file("dev", FakeHost(export=export))
     assert facts.cluster_name == "ambient" and facts.cluster_owned and not facts.cluster_may_exist
     assert facts.need_memory_mib == preflight.need(dev_config()).memory_mib
-    assert not doctor.facts_from_stack_file("dev", FakeHost()).cluster_owned  # no stack yet
+    fresh = doctor.facts_from_stack_file("dev", FakeHost())  # no stack yet
+    assert not fresh.cluster_owned and not fresh.cluster_may_exist
+    unreadable = FakeHost(failing={"pulumi": Result(255, "", "error: passphrase must be set")})
+    assert doctor.facts_from_stack_file("dev", unreadable).cluster_may_exist  # kind's creation still refuses
     other = export.replace('"ambient"', '"elsewhere"')
     assert not doctor.facts_from_stack_file("dev", FakeHost(export=other)).cluster_owned
 
@@ -390,3 +393,9 @@ def test_an_existing_cluster_has_no_preflight_in_the_graph() -> None:
 
     graph = run_stack(dev_config(cluster={"provider": "existing", "context": "minikube"}))
     assert not [r for r in graph if r.name == "cluster-preflight"]
+
+
+def test_the_preflight_and_the_smoke_check_run_the_same_python() -> None:
+    from components.model import outputs
+
+    assert preflight.PYTHON == outputs.PYTHON
