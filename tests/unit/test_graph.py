@@ -6,7 +6,7 @@ import re
 
 from components.model.config import PROJECT
 from components.model.gateway_api import load_bundle
-from tests.conftest import GATEWAY_API_FIXTURE, L4_ZERO_TRUST, dev_config
+from tests.conftest import GATEWAY_API_FIXTURE, L4_ZERO_TRUST, base_config
 from tools.testkit.mockgraph import Graph, run_stack
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -70,7 +70,7 @@ def test_app_workloads_do_not_wait_for_istio(graph: Graph) -> None:
 
 
 def test_istio_config_waits_for_crds_and_webhook() -> None:
-    graph = run_stack(dev_config(security=L4_ZERO_TRUST))
+    graph = run_stack(base_config(security=L4_ZERO_TRUST))
     istio_kinds = [r for r in graph if re.match(r"kubernetes:(networking|security)\.istio\.io/", r.type)]
     assert {r.type.rsplit(":", 1)[1] for r in istio_kinds} == {"Gateway", "VirtualService", "PeerAuthentication",
                                                                "AuthorizationPolicy"}
@@ -158,7 +158,7 @@ def test_component_tokens_are_consistent(graph: Graph) -> None:
 
 
 def test_ingress_off_removes_gateway_release_and_routing() -> None:
-    graph = run_stack(dev_config(app={"ingress": "none"}, security={"productpageClients": ["sleep"]}))
+    graph = run_stack(base_config(app={"ingress": "none"}, security={"productpageClients": ["sleep"]}))
     assert "istio-ingressgateway" not in {r.inputs["name"] for r in graph.of_type(RELEASE)}
     assert not [r for r in graph if r.type.startswith("kubernetes:networking.istio.io/")]
     assert graph.outputs["ingressUrl"] is None
@@ -176,6 +176,6 @@ def test_gateway_api_bundle_policy_and_binding_are_typed(graph: Graph) -> None:
 
 
 def test_gateway_api_skip_installs_no_crd() -> None:
-    graph = run_stack(dev_config(gatewayApi={"mode": "skip"}))
+    graph = run_stack(base_config(gatewayApi={"mode": "skip"}))
     assert not graph.of_type("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition")
     assert not graph.children("gateway-api")
