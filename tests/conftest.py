@@ -64,3 +64,11 @@ def graph() -> Graph:
 
 # The tests' own zero-trust slice (independent of any stack file): an L4 allow-list without notsleep, default deny.
 L4_ZERO_TRUST: dict[str, Any] = {"mtls": "strict", "productpageClients": ["ingress", "sleep"], "defaultDeny": True}
+
+
+def local_charts(root: Path, charts: tuple[str, ...] = ("base", "istiod", "cni", "ztunnel", "gateway")) -> Path:
+    """A local chart directory as istio.repository expects one: a sub-directory with a Chart.yaml per chart."""
+    for chart in charts:
+        (root / chart).mkdir(parents=True, exist_ok=True)
+        (root / chart / "Chart.yaml").write_text(f"apiVersion: v2\nname: {chart}\nversion: 1.31.1\n", encoding="utf-8")
+    return root

@@ -11,7 +11,7 @@ from components.model import versions
 from components.model.config import ConfigError
 from components.model.validate import parse_config
 from components.stack import load_config
-from tests.conftest import GATEWAY_API_FIXTURE, REPO, base_config, base_raw_config
+from tests.conftest import GATEWAY_API_FIXTURE, REPO, base_config, base_raw_config, local_charts
 from tools.testkit.mockgraph import EchoMocks, RecordingMonitor
 
 BAD_VALUES: list[tuple[str, str, Any, str]] = [
@@ -110,7 +110,8 @@ def test_defaults_follow_the_pins() -> None:
 
 
 def test_local_chart_directory_and_file_sources_are_resolved(tmp_path: Any) -> None:
-    config = base_config(istio={"repository": str(tmp_path)}, gatewayApi={"source": str(GATEWAY_API_FIXTURE)})
+    config = base_config(istio={"repository": str(local_charts(tmp_path))},
+                         gatewayApi={"source": str(GATEWAY_API_FIXTURE)})
     assert config.istio.local_charts
     assert config.istio.repository == str(tmp_path.resolve())
     assert config.gateway_api.resolved_source == str(GATEWAY_API_FIXTURE)

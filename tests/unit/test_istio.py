@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from components.model import charts, versions
-from tests.conftest import base_config
+from tests.conftest import base_config, local_charts
 from tools.testkit.mockgraph import Graph, Registration, run_stack
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -85,7 +85,7 @@ def test_chart_defaults_profile_leaves_resources_to_the_charts() -> None:
 
 
 def test_local_chart_directory(tmp_path: Path) -> None:
-    graph = run_stack(base_config(istio={"repository": str(tmp_path)}))
+    graph = run_stack(base_config(istio={"repository": str(local_charts(tmp_path))}))
     for release in graph.of_type(RELEASE):
         assert release.inputs["chart"].startswith(f"{tmp_path.resolve()}/")
         assert "repositoryOpts" not in release.inputs
