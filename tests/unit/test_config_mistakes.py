@@ -82,7 +82,7 @@ def test_a_local_chart_directory_must_hold_the_charts(tmp_path: Path) -> None:
 
 # --- the Gateway API bundle's content ----------------------------------------------------------------------------
 
-BUNDLES: dict[str, Callable[[Path], None]] = {
+BUNDLES: dict[str, Callable[[Path], object]] = {
     "bad YAML": lambda p: p.write_text("kind: [unclosed\n", encoding="utf-8"),
     "binary": lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe"),
     "HTML": lambda p: p.write_text("<html><body>404 Not Found</body></html>\n", encoding="utf-8"),
