@@ -32,6 +32,10 @@ from tools import render
 from tools.testkit import schemas
 from tools.testkit.mockgraph import Graph
 
+# Without the pinned schema modules (no Go to fetch them) this tier says so instead of failing on a traceback.
+pytestmark = pytest.mark.skipif(bool(schemas.missing_modules()),
+                                reason=f"{schemas.NEEDS_GO}: missing {', '.join(schemas.missing_modules())}")
+
 # --- the configurations rendered ----------------------------------------------------------------------------------
 
 # Keys that a switch value needs beside itself to be a valid config: (section, key, value) -> per-section overrides.
