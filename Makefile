@@ -64,8 +64,8 @@ lint-workflows: ## actionlint on .github/workflows (built from its Go module on 
 test-policy: venv ## the policy pack's and the workflows' unit tests
 	$(BIN)/python -m pytest -q tests/unit/test_policy.py tests/unit/test_workflows.py
 
-verify: ## prove the deployed mesh works: pods, ambient label, curls, ingress, ztunnel HBONE (tools/verify/)
-	$(BIN)/python -m tools.verify --stack $(STACK) $(VERIFY_ARGS)
+verify: ## prove the deployed mesh works: pods, label, curls, loop, ingress, ztunnel HBONE (standard library: no venv needed)
+	$(PYTHON) -m tools.verify --stack $(STACK) $(VERIFY_ARGS)
 
 test-e2e: venv ## e2e on a fresh kind cluster: up, verify, preview, destroy (Docker, kind, kubectl, pulumi)
 	$(BIN)/python -m pytest tests/e2e -m e2e -v -rs

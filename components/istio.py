@@ -55,8 +55,9 @@ class IstioAmbient(pulumi.ComponentResource):
         self.base = release(releases.base)
         # istiod watches Istio's CRDs at start-up; they come from base.
         self.istiod = release(releases.istiod, depends_on=[self.base, *images])
-        # istio-cni needs only its namespace: it installs the node agent that ztunnel later connects to.
-        self.cni = release(releases.cni, depends_on=images)
+        # istio-cni must never run newer than istiod: an upgrade rolls it after the control plane (Istio's documented
+        # order). Beside ztunnel, not before it, so the install's longest chain stays base → istiod → one DaemonSet.
+        self.cni = release(releases.cni, depends_on=[self.istiod, *images])
         # ztunnel gets its workload certificates and xDS config from istiod; before it, its pods never turn ready.
         self.ztunnel = release(releases.ztunnel, depends_on=[self.istiod, *images])
         self.ingress_gateway = None

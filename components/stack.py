@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+from pulumi.runtime import config as runtime_config
 
 from components.bookinfo import Bookinfo, BookinfoArgs
 from components.clients import CurlClients, CurlClientsArgs
@@ -21,8 +25,8 @@ from components.ingress import (
 from components.istio import IstioAmbient, IstioArgs
 from components.model import catalog, versions
 from components.model.charts import istio_releases
-from components.model.config import SECTIONS, ConfigError, StackConfig
-from components.model.gateway_api import ClusterUnreadable, Reader, decide, load_bundle
+from components.model.config import ConfigError, StackConfig
+from components.model.gateway_api import ClusterUnreadable, Reader, bundle, decide
 from components.model.images import load_environment, preload, pull_environment
 from components.model.outputs import more_checks, smoke_triggers, try_it, verify_hints
 from components.model.policy import app_policies, peer_authentication_spec
@@ -36,13 +40,31 @@ from components.smoke import SmokeCheck, SmokeCheckArgs
 from components.waypoint import Waypoint, WaypointArgs
 
 
+def _stack_config_entries() -> dict[str, Any]:
+    """Every `ambient-mesh:*` key Pulumi has for this stack, sections and stray flat keys alike, values decoded."""
+    prefix = f"{catalog.PROJECT}:"
+    keys = {*runtime_config.CONFIG.get(), *runtime_config.get_config_env()}
+    entries: dict[str, Any] = {}
+    for key in sorted(k for k in keys if k.startswith(prefix)):
+        value = runtime_config.get_config(key)
+        try:
+            entries[key[len(prefix):]] = json.loads(value) if isinstance(value, str) else value
+        except json.JSONDecodeError:
+            entries[key[len(prefix):]] = value  # a plain string, e.g. a flat key set without --path
+    return entries
+
+
 def load_config() -> StackConfig:
-    """Read and validate the running stack's `ambient-mesh:*` config; a bad value stops the program in one line."""
-    config = pulumi.Config(catalog.PROJECT)
+    """Read and validate the running stack's `ambient-mesh:*` config: every key, known or not."""
+    return parse_config(_stack_config_entries())
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """A bad config value stops the program with one line (Pulumi prints a RunError's message, no traceback)."""
     try:
-        return parse_config({section: config.get_object(section) for section in SECTIONS})
+        yield
     except ConfigError as error:
-        # RunError: Pulumi prints the message alone, no traceback.
         raise pulumi.RunError(str(error)) from None
 
 
@@ -82,8 +104,8 @@ class AmbientMeshStack:
 def build_stack(config: StackConfig, gateway_api_reader: Reader | None = None) -> AmbientMeshStack:
     """`gateway_api_reader` reads an existing cluster's Gateway API CRDs (kubectl); None: no check (tools, mocks)."""
     check_existing_cluster(config, gateway_api_reader)
-    # Read before any resource: a bundle that is not Kubernetes objects stops the program with nothing registered.
-    bundle = load_bundle(config.gateway_api.resolved_source) if config.gateway_api.install else []
+    # Read before any resource: a bundle that is not Gateway API's stops the program with nothing registered.
+    objects = bundle(config.gateway_api) if config.gateway_api.install else []
     app, cluster_config = config.app, config.cluster
 
     # On kind the preflight (tools/doctor.py) is the graph's first step: `pulumi up` run without make checks too.
@@ -99,7 +121,7 @@ def build_stack(config: StackConfig, gateway_api_reader: Reader | None = None) -
         loaded = images.loaded
     # Every Kubernetes resource below uses the cluster's provider, handed to each component once.
     on_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
-    gateway_api = GatewayApiCrds("gateway-api", GatewayApiArgs(bundle), on_cluster)
+    gateway_api = GatewayApiCrds("gateway-api", GatewayApiArgs(objects), on_cluster)
     istio = IstioAmbient("istio", IstioArgs(istio_releases(
         config.istio, cluster_config.ingress_node_port if app.ingress == "istio" else None), images=loaded), on_cluster)
     # Gateway API objects need their CRDs, and istiod to deploy a proxy for them.

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from tools.verify.runner import Kubectl, Runner, SystemRunner
+from tools.verify.runner import ClusterUnreachable, Kubectl, Result, Runner, SystemRunner
 
 ISTIO_NAMESPACE = "istio-system"
 # The node agents whose logs explain most ambient failures: ztunnel (app=ztunnel) and istio-cni (k8s-app label of
@@ -65,10 +65,17 @@ def is_ready(pod: dict[str, Any]) -> bool:
 
 class Diagnosis:
     def __init__(self, kubectl: Kubectl, context: str | None, now: datetime) -> None:
-        self.kubectl = kubectl
+        self._kubectl = kubectl
         self.context = context
         self.now = now
         self.events: dict[str, list[dict[str, Any]]] = {}
+
+    def kubectl(self, *args: str) -> Result:
+        """A cluster that stops answering midway leaves that piece of evidence empty."""
+        try:
+            return self._kubectl(*args)
+        except ClusterUnreachable as error:
+            return Result(tuple(args), 1, "", str(error))
 
     @property
     def k(self) -> str:
@@ -179,7 +186,10 @@ def diagnose(runner: Runner, out: TextIO, context: str | None = None, kubeconfig
     not answer."""
     kubectl = Kubectl(runner, kubeconfig, context)
     where = context or "kubectl's current context"
-    listed = kubectl("get", "pods", "--all-namespaces", "-o", "json")
+    try:
+        listed = kubectl("get", "pods", "--all-namespaces", "-o", "json")
+    except ClusterUnreachable as error:
+        listed = Result((), 1, "", str(error))
     if listed.returncode != 0:
         said = (listed.stderr or listed.stdout).strip().splitlines()
         print(f"diagnose: the cluster ({where}) does not answer: {said[0] if said else 'no output'}", file=out)

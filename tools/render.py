@@ -45,7 +45,7 @@ import yaml
 from pulumi.runtime import rpc
 
 from components.model import gateway_api, versions
-from components.model.config import StackConfig, read_stack_file
+from components.model.config import ConfigError, StackConfig, read_stack_file
 from components.model.validate import parse_config
 from tools.testkit.mockgraph import Registration, run_stack
 
@@ -348,7 +348,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="also validate every object against the published schemas (tools/testkit/schemas.py)")
     args = parser.parse_args(argv)
 
-    config, source = load_config(args.stack_file, args.sets, args.gateway_api_crds, args.download)
+    try:
+        config, source = load_config(args.stack_file, args.sets, args.gateway_api_crds, args.download)
+    except ConfigError as error:
+        print(f"render: {error}", file=sys.stderr)  # one line, like `pulumi up` prints it
+        return 2
     for note in source.notes:
         print(f"render: Gateway API CRDs: {note}", file=sys.stderr)
     rendered = render_config(config)

@@ -7,9 +7,11 @@ in validate.py, which is what callers use: `validate.parse_config(raw)`.
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
@@ -187,7 +189,8 @@ class _Section:
         unknown = sorted(set(raw) - set(SECTIONS[name]))
         if unknown:
             raise ConfigError(f"{name}.{unknown[0]}", raw[unknown[0]],
-                              f"one of the keys {', '.join(SECTIONS[name])} (unknown key)")
+                              f"one of the keys {', '.join(SECTIONS[name])} (unknown key"
+                              f"{_did_you_mean(unknown[0], SECTIONS[name])})")
         self.name = name
         self.raw = raw
 
@@ -247,12 +250,28 @@ class _Section:
         return value
 
 
+def _did_you_mean(name: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _unknown_section(name: str, value: Any) -> str:
+    """What to write instead of an unknown top-level key: a flat `section.key` or a misspelled section."""
+    section, _, key = name.partition(".")
+    if key and section in SECTIONS:
+        shown = value if isinstance(value, str) else json.dumps(value)
+        return (f"a key inside the {section} object, which a flat key `{PROJECT}:{name}` is not: set it with "
+                f"`pulumi config set --path '{name}' {shown}`"
+                + ("" if key in SECTIONS[section] else _did_you_mean(key, SECTIONS[section])))
+    return "one of the sections " + ", ".join(SECTIONS) + _did_you_mean(name, SECTIONS)
+
+
 def read_sections(raw: Mapping[str, Any]) -> StackConfig:
     """The typed config from plain data (the `ambient-mesh:*` objects of a stack file), every section checked, and
     the rules across sections that need no topology; validate.parse_config adds the rest."""
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
-        raise ConfigError(unknown[0], raw[unknown[0]], "one of the keys " + ", ".join(SECTIONS))
+        raise ConfigError(unknown[0], raw[unknown[0]], _unknown_section(unknown[0], raw[unknown[0]]))
     config = StackConfig(
         cluster=_parse_cluster(_Section("cluster", raw.get("cluster"))),
         istio=_parse_istio(_Section("istio", raw.get("istio"))),
@@ -337,16 +356,19 @@ def _parse_gateway_api(s: _Section) -> GatewayApiConfig:
     return GatewayApiConfig(mode=cast(GatewayApiMode, mode), version=version, source=source)
 
 
+def _own_namespace(s: _Section, field: str, default: str) -> str:
+    """A namespace for the stack's workloads: never Istio's own or a system one."""
+    accepted = "a namespace of your own (not istio-system or kube-*), lower-case DNS label, at most 63 characters"
+    namespace = s.string(field, default, _DNS_LABEL, accepted)
+    if len(namespace) > 63 or namespace.startswith("kube-") or namespace == ISTIO_NAMESPACE:
+        raise ConfigError(s.key(field), namespace, accepted)
+    return namespace
+
+
 def _parse_app(s: _Section) -> AppConfig:
     d = AppConfig()
-    namespace = s.string("namespace", d.namespace, _DNS_LABEL,
-                         "a Kubernetes namespace name: lower-case DNS label, at most 63 characters")
-    if len(namespace) > 63 or namespace.startswith("kube-") or namespace == ISTIO_NAMESPACE:
-        raise ConfigError(s.key("namespace"), namespace,
-                          "a namespace of your own (not istio-system or kube-*), lower-case DNS label, at most 63 "
-                          "characters")
     return AppConfig(
-        namespace=namespace,
+        namespace=_own_namespace(s, "namespace", d.namespace),
         bookinfo_tag=s.string("bookinfoTag", d.bookinfo_tag, _SEMVER, "a Bookinfo image tag as x.y.z, e.g. 1.20.3"),
         ingress=cast(IngressMode, s.choice("ingress", d.ingress, INGRESS_MODES)),
     )
@@ -384,7 +406,7 @@ def _parse_sidecar(s: _Section) -> SidecarConfig:
     d = SidecarConfig()
     return SidecarConfig(
         enabled=s.boolean("enabled", d.enabled),
-        namespace=s.string("namespace", d.namespace, _DNS_LABEL, "a namespace name (DNS label)"),
+        namespace=_own_namespace(s, "namespace", d.namespace),
     )
 
 

@@ -68,7 +68,8 @@ def test_istio_alone() -> None:
     assert graph.explicit(by_release["istiod"]) == {by_release["istio-base"]}
     assert graph.explicit(by_release["ztunnel"]) == {by_release["istiod"]}
     assert graph.explicit(by_release["istio-ingressgateway"]) == {by_release["istiod"]}
-    assert graph.explicit(by_release["istio-cni"]) == set()
+    assert graph.explicit(by_release["istio-cni"]) == {by_release["istiod"]}
+    assert graph.explicit(by_release["istio-base"]) == set()
     gateway = graph.get(by_release["istio-ingressgateway"]).inputs["values"]
     assert {p["name"]: p.get("nodePort") for p in gateway["service"]["ports"]}["http2"] == 31000
     assert all("resources" not in graph.get(n).inputs["values"] for n in by_release.values())

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from components.model import preflight, versions
-from tests.conftest import REPO, dev_config
+from tests.conftest import REPO, base_config
 from tools import doctor
 from tools.doctor import Check, Doctor, Facts, Result
 
@@ -268,7 +268,7 @@ def test_python_only_runs_before_the_venv() -> None:
 # --- the facts -------------------------------------------------------------------------------------------------
 
 def test_the_facts_are_the_stack_configs() -> None:
-    config = dev_config(cluster={"nodeImage": "kindest/node:v1.35.0", "workers": 1, "ingressHostPort": 9090})
+    config = base_config(cluster={"nodeImage": "kindest/node:v1.35.0", "workers": 1, "ingressHostPort": 9090})
     facts = doctor.facts_from_args(doctor.parse_args(preflight.doctor_argv(config, "dev")))
     need = preflight.need(config)
     assert facts == Facts(stack="dev", provider="kind", istio_version=config.istio.version, cluster_name="ambient",
@@ -284,7 +284,7 @@ def test_the_stack_file_and_whether_the_stack_owns_its_cluster() -> None:
          "inputs": {"environment": {"CLUSTER_NAME": "ambient"}}}]}})
     facts = doctor.facts_from_stack_file("dev", FakeHost(export=export))
     assert facts.cluster_name == "ambient" and facts.cluster_owned and not facts.cluster_may_exist
-    assert facts.need_memory_mib == preflight.need(dev_config()).memory_mib
+    assert facts.need_memory_mib == preflight.need(base_config()).memory_mib
     fresh = doctor.facts_from_stack_file("dev", FakeHost())  # no stack yet
     assert not fresh.cluster_owned and not fresh.cluster_may_exist
     unreadable = FakeHost(failing={"pulumi": Result(255, "", "error: passphrase must be set")})
@@ -294,11 +294,11 @@ def test_the_stack_file_and_whether_the_stack_owns_its_cluster() -> None:
 
 
 def test_what_the_stack_needs() -> None:
-    laptop = preflight.need(dev_config())
+    laptop = preflight.need(base_config())
     assert (laptop.cpus, laptop.cpu_millicores, laptop.memory_mib) == (2, 1480, 3640)
-    defaults = preflight.need(dev_config(istio={"resourceProfile": "chart-defaults"}))
+    defaults = preflight.need(base_config(istio={"resourceProfile": "chart-defaults"}))
     assert (defaults.cpus, defaults.memory_mib) == (3, 6836)
-    more = preflight.need(dev_config(waypoint={"mode": "namespace"}, sidecar={"enabled": True}))
+    more = preflight.need(base_config(waypoint={"mode": "namespace"}, sidecar={"enabled": True}))
     assert more.memory_mib == laptop.memory_mib + 2 * 128 + 20  # two Envoys, the sidecar namespace's curl
 
 
@@ -346,7 +346,7 @@ def free_port() -> int:
 
 @pytest.mark.parametrize(("clusters", "down", "code"), [("", "", 0), ("ambient", "", 1), ("", "1", 1)])
 def test_fake_executables_on_path(tmp_path: Path, clusters: str, down: str, code: int) -> None:
-    argv = preflight.doctor_argv(dev_config(cluster={"ingressHostPort": free_port()}), "dev")
+    argv = preflight.doctor_argv(base_config(cluster={"ingressHostPort": free_port()}), "dev")
     env = {**os.environ, "PATH": fake_path(tmp_path), "FAKE_CLUSTERS": clusters, "FAKE_DOCKER_DOWN": down}
     done = subprocess.run([sys.executable, "-m", "tools.doctor", *argv, "--skip", "inotify"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=60, check=False)
@@ -365,7 +365,7 @@ def test_the_preflight_is_the_graphs_first_step(graph: Any) -> None:
     """A failed check creates nothing: every other resource waits for it."""
     preflight_command = graph.get("cluster-preflight")
     assert preflight_command.inputs["create"] == preflight.doctor_script(
-        preflight.doctor_argv(dev_config(), "dev", in_graph=True))
+        preflight.doctor_argv(base_config(), "dev", in_graph=True))
     assert preflight_command.inputs["dir"] == str(REPO)
     assert graph.depends_on("cluster-preflight") == set()
     assert "cluster-preflight" in graph.explicit("cluster-kind") and "cluster-preflight" in graph.explicit(
@@ -391,7 +391,7 @@ def test_the_preflight_is_the_graphs_first_step(graph: Any) -> None:
 def test_an_existing_cluster_has_no_preflight_in_the_graph() -> None:
     from tools.testkit.mockgraph import run_stack
 
-    graph = run_stack(dev_config(cluster={"provider": "existing", "context": "minikube"}))
+    graph = run_stack(base_config(cluster={"provider": "existing", "context": "minikube"}))
     assert not [r for r in graph if r.name == "cluster-preflight"]
 
 

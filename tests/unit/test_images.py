@@ -14,7 +14,7 @@ from components.model import images, versions
 from components.model.charts import istio_releases
 from components.model.config import ConfigError, IstioConfig
 from components.model.validate import parse_config
-from tests.conftest import REPO, dev_config, stack_config
+from tests.conftest import REPO, base_config, stack_config
 from tools.testkit.mockgraph import Graph, run_stack
 
 ISTIO = versions.ISTIO_VERSION
@@ -35,11 +35,11 @@ def test_dev_images_are_the_pins_as_the_charts_render_them() -> None:
     """Hub docker.io/istio, tag the Istio release; istiod and istio-cni get the ambient profile, whose
     global.variant is distroless; ztunnel is installed without a profile (plain tag); the gateway's `image: auto`
     is istiod's proxyv2 with istiod's variant."""
-    assert images.images(dev_config()) == DEV_IMAGES
+    assert images.images(base_config()) == DEV_IMAGES
 
 
 def test_images_follow_the_pins() -> None:
-    config = dev_config(istio={"version": "1.31.0"}, app={"bookinfoTag": "1.20.2"})
+    config = base_config(istio={"version": "1.31.0"}, app={"bookinfoTag": "1.20.2"})
     found = images.images(config)
     assert "docker.io/istio/ztunnel:1.31.0" in found and "docker.io/istio/pilot:1.31.0-distroless" in found
     assert all(i.endswith(":1.20.2") for i in found if "bookinfo" in i)
@@ -63,7 +63,7 @@ def test_variant_hub_and_tag_come_from_the_release_values() -> None:
     ({"waypoint": {"mode": "namespace"}, "sidecar": {"enabled": True}}, 3),
 ])
 def test_every_envoy_the_mesh_starts_runs_proxyv2(overrides: dict[str, dict[str, object]], proxies: int) -> None:
-    config = dev_config(**overrides)
+    config = base_config(**overrides)
     running = [w for w in images.workloads(config) if any("/proxyv2:" in i for i in w.images)]
     assert len(running) == proxies
     assert (f"docker.io/istio/proxyv2:{ISTIO}-distroless" in images.images(config)) == (proxies > 0)
@@ -71,21 +71,21 @@ def test_every_envoy_the_mesh_starts_runs_proxyv2(overrides: dict[str, dict[str,
 
 def test_node_pulls_count_daemonsets_on_every_node_and_deployments_once() -> None:
     # 3 nodes x (istio-cni + ztunnel) + istiod + gateway + 6 Bookinfo + sleep + notsleep
-    assert images.node_pulls(dev_config()) == 16
-    assert images.node_pulls(dev_config(cluster={"workers": 4})) == 16 + 2 * 2
+    assert images.node_pulls(base_config()) == 16
+    assert images.node_pulls(base_config(cluster={"workers": 4})) == 16 + 2 * 2
     zero_trust = stack_config(REPO / "Pulumi.zero-trust.yaml")
     assert images.node_pulls(zero_trust) == 17  # + the waypoint
     assert len(images.images(zero_trust)) == len(DEV_IMAGES)
 
 
 def test_daemonset_images_go_to_every_node_the_rest_to_the_workers() -> None:
-    plan = images.preload(dev_config())
+    plan = images.preload(base_config())
     assert plan.every_node == ("ambient-control-plane", "ambient-worker", "ambient-worker2")
     assert plan.workers == ("ambient-worker", "ambient-worker2")
     assert set(plan.every_node_images) == {f"docker.io/istio/install-cni:{ISTIO}-distroless",
                                            f"docker.io/istio/ztunnel:{ISTIO}"}
     assert list(plan.images) == DEV_IMAGES
-    alone = images.preload(dev_config(cluster={"workers": 0}))
+    alone = images.preload(base_config(cluster={"workers": 0}))
     assert alone.every_node == ("ambient-control-plane",) and alone.workers == ()
     assert list(alone.every_node_images) == sorted(alone.every_node_images) and set(alone.images) == set(DEV_IMAGES)
 
@@ -135,7 +135,7 @@ def calls(env: dict[str, str]) -> list[str]:
 
 def test_pull_pulls_only_what_the_host_lacks_for_its_platform(tmp_path: Path) -> None:
     env = fake_tools(tmp_path)
-    plan = images.preload(dev_config())
+    plan = images.preload(base_config())
     Path(env["HAVE"]).write_text(DEV_IMAGES[0] + "\n")
     done = run(images.PULL_SCRIPT, {**env, **images.pull_environment(plan)})
     assert done.returncode == 0, done.stderr
@@ -147,7 +147,7 @@ def test_pull_pulls_only_what_the_host_lacks_for_its_platform(tmp_path: Path) ->
 
 def test_a_refused_pull_stops_with_what_to_do(tmp_path: Path) -> None:
     env = fake_tools(tmp_path)
-    done = run(images.PULL_SCRIPT, {**env, **images.pull_environment(images.preload(dev_config())),
+    done = run(images.PULL_SCRIPT, {**env, **images.pull_environment(images.preload(base_config())),
                                     "LIMIT_AT": DEV_IMAGES[3]})
     assert done.returncode == 1
     assert "toomanyrequests" in done.stderr and "docker login" in done.stderr and "10 an hour" in done.stderr
@@ -157,7 +157,7 @@ def test_a_refused_pull_stops_with_what_to_do(tmp_path: Path) -> None:
 @pytest.mark.parametrize("old_docker", [False, True])
 def test_load_saves_one_platform_and_loads_only_what_nodes_lack(tmp_path: Path, old_docker: bool) -> None:
     env = fake_tools(tmp_path)
-    config = dev_config()
+    config = base_config()
     plan = images.preload(config)
     ztunnel = f"docker.io/istio/ztunnel:{ISTIO}"
     # ztunnel is in every node already; curl is in one worker only.
@@ -185,7 +185,7 @@ def test_load_saves_one_platform_and_loads_only_what_nodes_lack(tmp_path: Path, 
 
 def test_load_does_nothing_when_every_node_has_everything(tmp_path: Path) -> None:
     env = fake_tools(tmp_path)
-    config = dev_config()
+    config = base_config()
     plan = images.preload(config)
     Path(env["LOADED"]).write_text("".join(f"{node} {image}\n" for node in plan.every_node for image in plan.images))
     done = run(images.LOAD_SCRIPT, {**env, **images.load_environment(config.cluster, plan)})
@@ -216,19 +216,19 @@ def test_the_graph_loads_after_the_cluster_and_before_what_runs_the_images(graph
 
 
 def test_preload_off_leaves_the_nodes_to_pull() -> None:
-    graph = run_stack(dev_config(cluster={"preloadImages": False}))
+    graph = run_stack(base_config(cluster={"preloadImages": False}))
     assert not [r for r in graph if r.name.startswith("images")]
     assert all("images-load" not in graph.waits_for(r.name) for r in graph.of_type("kubernetes:helm.sh/v3:Release"))
 
 
 def test_existing_clusters_pull_their_own() -> None:
-    config = dev_config(cluster={"provider": "existing", "context": "minikube"})
+    config = base_config(cluster={"provider": "existing", "context": "minikube"})
     assert config.cluster.preload_images is False
     assert not [r for r in run_stack(config) if r.name.startswith("images")]
 
 
 def test_preload_images_is_a_boolean_defaulting_to_true_on_kind() -> None:
     assert parse_config({}).cluster.preload_images is True
-    assert dev_config(cluster={"preloadImages": False}).cluster.preload_images is False
+    assert base_config(cluster={"preloadImages": False}).cluster.preload_images is False
     with pytest.raises(ConfigError, match=r"ambient-mesh:cluster.preloadImages: got 'yes'; accepted: true or false"):
-        dev_config(cluster={"preloadImages": "yes"})
+        base_config(cluster={"preloadImages": "yes"})

@@ -8,7 +8,7 @@ import json
 import re
 
 from components.model import preflight, versions
-from tests.conftest import REPO, dev_config
+from tests.conftest import REPO, base_config
 from tests.unit.test_doctor import DOCKER_INFO, FakeHost
 from tools import doctor
 
@@ -43,8 +43,8 @@ def test_kind_row_is_the_default_node_image_table() -> None:
 
 
 def test_docker_row_is_what_the_stack_needs() -> None:
-    laptop = preflight.need(dev_config())
-    defaults = preflight.need(dev_config(istio={"resourceProfile": "chart-defaults"}))
+    laptop = preflight.need(base_config())
+    defaults = preflight.need(base_config(istio={"resourceProfile": "chart-defaults"}))
     row = prerequisite_row("docker")
     assert f"at least {laptop.cpus} CPUs and {laptop.memory_mib / 1024:.1f} GiB" in row
     assert f"`chart-defaults`: {defaults.cpus} CPUs and {defaults.memory_mib / 1024:.1f} GiB" in row
