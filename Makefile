@@ -46,6 +46,7 @@ destroy: state ## delete everything the stack created, the kind cluster included
 	pulumi destroy --yes --stack $(STACK)
 
 diagnose: $(BIN)/python ## the pods that are not ready and why: events, image pulls, ztunnel/istio-cni logs
+	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/python -m tools.diagnose --stack $(STACK)
 
 test: venv ## unit + schema tests: mocks only, no cluster, no network

@@ -216,3 +216,17 @@ def test_readme_example_is_what_diagnose_prints() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     example = readme.split("```text\ndiagnose: ", 1)[1].split("```", 1)[0]
     assert [line for line in ("diagnose: " + example).splitlines() if not line.startswith("  log")] == printed
+
+
+def test_make_diagnose_reads_the_stack_file_from_the_venv(tmp_path: Path) -> None:
+    venv, log = tmp_path / "venv", tmp_path / "log"
+    (venv / "bin").mkdir(parents=True)
+    for name in ("python", "pip"):
+        path = venv / "bin" / name
+        path.write_text('#!/bin/sh\necho "$(basename "$0") $*" >> "$LOG"\n')
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    done = subprocess.run(["make", "-s", "diagnose", f"VENV={venv}", "STACK=zero-trust"], cwd=REPO,
+                          env={**os.environ, "LOG": str(log)}, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert log.read_text().splitlines() == ["pip install -q -r requirements.txt",
+                                            "python -m tools.diagnose --stack zero-trust"]
