@@ -417,7 +417,7 @@ def _check_versions(config: StackConfig) -> None:
     if compat is None:
         raise ConfigError("istio.version", config.istio.version,
                           "a release of an Istio minor this stack knows: " + ", ".join(versions.COMPATIBILITY)
-                          + " (components/versions.py)")
+                          + " (components/model/versions.py)")
     # Enforced in skip mode too: the version then names the bundle the stack expects the cluster to have.
     if versions.minor(config.gateway_api.version) != compat.gateway_api:
         example = versions.GATEWAY_API_VERSION
