@@ -3,13 +3,21 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STACK ?= dev
+# Pulumi state: a file backend of this checkout (.pulumi-state/, git-ignored), unless PULUMI_BACKEND_URL is set in
+# your environment. Never `pulumi login`: that would switch the backend of every other project of yours too.
+STATE_DIR ?= $(CURDIR)/.pulumi-state
+ifeq ($(origin PULUMI_BACKEND_URL),undefined)
+PULUMI_BACKEND_URL := file://$(STATE_DIR)
+endif
+export PULUMI_BACKEND_URL
 
-.PHONY: help venv up preview diff destroy test lint typecheck lint-workflows test-policy render verify test-e2e engine test-engine graph report bench
+.PHONY: help venv doctor state up preview diff destroy diagnose test lint typecheck lint-workflows test-policy render verify test-e2e engine test-engine graph report bench
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(BIN)/python:
+	$(PYTHON) -m tools.doctor --python-only
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
@@ -17,20 +25,32 @@ venv: $(BIN)/python ## create .venv, install runtime + dev requirements and the 
 	$(BIN)/pip install -q -r requirements-dev.txt
 	$(BIN)/python -m tools.testkit.schemas fetch
 
-up: $(BIN)/python ## create the kind cluster and the whole mesh (local state backend)
+doctor: $(BIN)/python ## preflight: tools and versions, Docker's CPUs/memory, node image, host port, inotify, leftover cluster
 	$(BIN)/pip install -q -r requirements.txt
-	pulumi login --local
-	pulumi stack select $(STACK) --create
-	pulumi up --yes --stack $(STACK)
+	$(BIN)/python -m tools.doctor --stack $(STACK)
 
-preview: ## show what `pulumi up` would change
+state:
+ifeq ($(PULUMI_BACKEND_URL),file://$(STATE_DIR))
+	@mkdir -p "$(STATE_DIR)"
+endif
+
+up: doctor state ## preflight, then the kind cluster and the whole mesh; on failure, what is not ready and why
+	pulumi stack select $(STACK) --create
+	pulumi up --yes --stack $(STACK) || { $(BIN)/python -m tools.diagnose --stack $(STACK); exit 1; }
+
+preview: doctor state ## preflight, then show what `pulumi up` would change
+	pulumi stack select $(STACK) --create
 	pulumi preview --diff --stack $(STACK)
 
 diff: ## what this working tree changes in every stack, field by field, offline: BASE=<git ref> (default: merge base with main)
 	$(BIN)/python -m tools.diff $(if $(BASE),--base $(BASE)) $(DIFF_ARGS)
 
-destroy: ## delete everything the stack created, the kind cluster included
+destroy: state ## delete everything the stack created, the kind cluster included
 	pulumi destroy --yes --stack $(STACK)
+
+diagnose: $(BIN)/python ## the pods that are not ready and why: events, image pulls, ztunnel/istio-cni logs
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/python -m tools.diagnose --stack $(STACK)
 
 test: venv ## unit + schema tests: mocks only, no cluster, no network
 	$(BIN)/python -m pytest -q -n auto
@@ -48,8 +68,8 @@ lint-workflows: ## actionlint on .github/workflows (built from its Go module on 
 test-policy: venv ## the policy pack's and the workflows' unit tests
 	$(BIN)/python -m pytest -q tests/unit/test_policy.py tests/unit/test_workflows.py
 
-verify: ## prove the deployed mesh works: pods, ambient label, curls, ingress, ztunnel HBONE (tools/verify/)
-	$(BIN)/python -m tools.verify --stack $(STACK) $(VERIFY_ARGS)
+verify: ## prove the deployed mesh works: pods, label, curls, loop, ingress, ztunnel HBONE (standard library: no venv needed)
+	$(PYTHON) -m tools.verify --stack $(STACK) $(VERIFY_ARGS)
 
 test-e2e: venv ## e2e on a fresh kind cluster: up, verify, preview, destroy (Docker, kind, kubectl, pulumi)
 	$(BIN)/python -m pytest tests/e2e -m e2e -v -rs
@@ -66,8 +86,9 @@ render: venv ## write every object the stack creates to render/ (offline) and va
 graph: venv ## rewrite README's dependency graph from the program
 	$(BIN)/python -m tools.graph --write
 
-report: venv ## resource requests per profile
+report: venv ## resource requests per profile; registry pulls per up, before and after images are pulled once
 	$(BIN)/python -m bench.resource_report
+	$(BIN)/python -m bench.image_pulls
 
 bench: venv ## time the default test suite
 	$(BIN)/python -m bench.suite_time --runs 3

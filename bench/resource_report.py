@@ -6,9 +6,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from components.model import charts
-from components.model.config import RESOURCE_PROFILES, read_stack_file
+from components.model.config import RESOURCE_PROFILES, ConfigError, read_stack_file
 from components.model.validate import parse_config
 from tools.graph import REPO
 
@@ -33,7 +34,11 @@ def report(nodes: int) -> str:
 
 
 def main() -> int:
-    dev_nodes = parse_config(read_stack_file(REPO / "Pulumi.dev.yaml")).cluster.nodes
+    try:
+        dev_nodes = parse_config(read_stack_file(REPO / "Pulumi.dev.yaml")).cluster.nodes
+    except ConfigError as error:
+        print(f"report: {error}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nodes", type=int, default=dev_nodes)
     print(report(parser.parse_args().nodes))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -16,6 +16,8 @@ class BookinfoArgs:
     namespace: pulumi.Input[str]
     registry: str
     image_tag: str
+    # What the Deployments wait for besides their ServiceAccounts (the images in the nodes).
+    wait_for: list[pulumi.Resource] = field(default_factory=list)
 
 
 class Bookinfo(pulumi.ComponentResource):
@@ -76,7 +78,8 @@ class Bookinfo(pulumi.ComponentResource):
                         ),
                     ),
                     # The account must exist before the ReplicaSet creates pods, or they are refused until it does.
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service_accounts[svc.name]]),
+                    opts=pulumi.ResourceOptions(parent=self,
+                                                depends_on=[self.service_accounts[svc.name], *args.wait_for]),
                 )
 
         self.register_outputs({"deployments": list(self.deployments), "services": list(self.services)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_command as command
@@ -11,10 +12,14 @@ import pulumi_kubernetes as k8s
 from components.model.config import ClusterConfig
 from components.model.kind import KIND_CREATE, KIND_DELETE, KIND_KUBECONFIG, kind_config
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
 
 @dataclass
 class ClusterArgs:
     config: ClusterConfig
+    # kind: the preflight's command line (components/model/preflight.py), run before kind creates anything.
+    preflight: str | None = None
 
 
 class Cluster(pulumi.ComponentResource):
@@ -23,15 +28,30 @@ class Cluster(pulumi.ComponentResource):
     provider: k8s.Provider
     kubeconfig: pulumi.Output[str]
     cluster_name: pulumi.Output[str]
+    # What creates the nodes (kind's command); empty for an existing cluster.
+    created: list[pulumi.Resource]
+    # The preflight, the graph's first step: nothing else starts before it passes.
+    preflight: list[pulumi.Resource]
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ambient-mesh:cluster:Cluster", name, None, opts)
         config = args.config
         child = pulumi.ResourceOptions(parent=self)
+        self.created, self.preflight = [], []
 
         if config.provider == "kind":
             environment = {"CLUSTER_NAME": config.name}
             cluster_config = kind_config(config)
+            if args.preflight:
+                self.preflight = [command.local.Command(
+                    f"{name}-preflight",
+                    # Prevents a half-made cluster: kind failing on a taken host port, or Istio pods Pending on a
+                    # small Docker, minutes in. Runs again when its facts change; preview runs no command.
+                    create=args.preflight,
+                    dir=str(REPO_ROOT),
+                    interpreter=["/bin/sh", "-c"],
+                    opts=child,
+                )]
             created = command.local.Command(
                 f"{name}-kind",
                 create=KIND_CREATE,
@@ -41,8 +61,9 @@ class Cluster(pulumi.ComponentResource):
                 interpreter=["/bin/sh", "-c"],
                 # Any change to the nodes or port mapping means a new cluster: kind cannot reshape one in place.
                 triggers=[cluster_config],
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=self.preflight),
             )
+            self.created = [created]
             read = command.local.Command(
                 f"{name}-kubeconfig",
                 create=KIND_KUBECONFIG,

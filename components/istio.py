@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -14,6 +14,8 @@ from components.model.charts import RELEASE_TIMEOUT_SECONDS, IstioReleases, Rele
 @dataclass
 class IstioArgs:
     releases: IstioReleases
+    # Images in the nodes before a release that runs them starts (the preload); base runs none.
+    images: list[pulumi.Resource] = field(default_factory=list)
 
 
 class IstioAmbient(pulumi.ComponentResource):
@@ -49,18 +51,19 @@ class IstioAmbient(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(name=ISTIO_NAMESPACE),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        releases = args.releases
+        releases, images = args.releases, args.images
         self.base = release(releases.base)
         # istiod watches Istio's CRDs at start-up; they come from base.
-        self.istiod = release(releases.istiod, depends_on=[self.base])
-        # istio-cni needs only its namespace: it installs the node agent that ztunnel later connects to.
-        self.cni = release(releases.cni)
+        self.istiod = release(releases.istiod, depends_on=[self.base, *images])
+        # istio-cni must never run newer than istiod: an upgrade rolls it after the control plane (Istio's documented
+        # order). Beside ztunnel, not before it, so the install's longest chain stays base → istiod → one DaemonSet.
+        self.cni = release(releases.cni, depends_on=[self.istiod, *images])
         # ztunnel gets its workload certificates and xDS config from istiod; before it, its pods never turn ready.
-        self.ztunnel = release(releases.ztunnel, depends_on=[self.istiod])
+        self.ztunnel = release(releases.ztunnel, depends_on=[self.istiod, *images])
         self.ingress_gateway = None
         if releases.ingress_gateway is not None:
             # The gateway's image is "auto": istiod's injection webhook fills it in, so istiod must be serving.
-            self.ingress_gateway = release(releases.ingress_gateway, depends_on=[self.istiod])
+            self.ingress_gateway = release(releases.ingress_gateway, depends_on=[self.istiod, *images])
 
         self.register_outputs({
             "namespace": self.namespace.metadata.name,

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+from pulumi.runtime import config as runtime_config
 
 from components.bookinfo import Bookinfo, BookinfoArgs
 from components.clients import CurlClients, CurlClientsArgs
 from components.cluster import Cluster, ClusterArgs
 from components.gateway_api import GatewayApiArgs, GatewayApiCrds
+from components.images import ImagePreload, ImagePreloadArgs
 from components.ingress import (
     BookinfoGatewayApiIngress,
     BookinfoIngress,
@@ -20,10 +25,12 @@ from components.ingress import (
 from components.istio import IstioAmbient, IstioArgs
 from components.model import catalog, versions
 from components.model.charts import istio_releases
-from components.model.config import SECTIONS, ConfigError, StackConfig
-from components.model.gateway_api import ClusterUnreadable, Reader, decide, load_bundle
+from components.model.config import ConfigError, StackConfig
+from components.model.gateway_api import ClusterUnreadable, Reader, bundle, decide
+from components.model.images import load_environment, preload, pull_environment
 from components.model.outputs import more_checks, smoke_triggers, try_it, verify_hints
 from components.model.policy import app_policies, peer_authentication_spec
+from components.model.preflight import doctor_argv, doctor_script
 from components.model.topology import ingress_url
 from components.model.validate import parse_config
 from components.namespace import AmbientEnrolment, AmbientEnrolmentArgs, AppNamespace, AppNamespaceArgs
@@ -33,13 +40,31 @@ from components.smoke import SmokeCheck, SmokeCheckArgs
 from components.waypoint import Waypoint, WaypointArgs
 
 
+def _stack_config_entries() -> dict[str, Any]:
+    """Every `ambient-mesh:*` key Pulumi has for this stack, sections and stray flat keys alike, values decoded."""
+    prefix = f"{catalog.PROJECT}:"
+    keys = {*runtime_config.CONFIG.get(), *runtime_config.get_config_env()}
+    entries: dict[str, Any] = {}
+    for key in sorted(k for k in keys if k.startswith(prefix)):
+        value = runtime_config.get_config(key)
+        try:
+            entries[key[len(prefix):]] = json.loads(value) if isinstance(value, str) else value
+        except json.JSONDecodeError:
+            entries[key[len(prefix):]] = value  # a plain string, e.g. a flat key set without --path
+    return entries
+
+
 def load_config() -> StackConfig:
-    """Read and validate the running stack's `ambient-mesh:*` config; a bad value stops the program in one line."""
-    config = pulumi.Config(catalog.PROJECT)
+    """Read and validate the running stack's `ambient-mesh:*` config: every key, known or not."""
+    return parse_config(_stack_config_entries())
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """A bad config value stops the program with one line (Pulumi prints a RunError's message, no traceback)."""
     try:
-        return parse_config({section: config.get_object(section) for section in SECTIONS})
+        yield
     except ConfigError as error:
-        # RunError: Pulumi prints the message alone, no traceback.
         raise pulumi.RunError(str(error)) from None
 
 
@@ -62,6 +87,7 @@ def check_existing_cluster(config: StackConfig, reader: Reader | None) -> None:
 class AmbientMeshStack:
     config: StackConfig
     cluster: Cluster
+    images: ImagePreload | None
     gateway_api: GatewayApiCrds
     istio: IstioAmbient
     namespace: AppNamespace
@@ -78,25 +104,35 @@ class AmbientMeshStack:
 def build_stack(config: StackConfig, gateway_api_reader: Reader | None = None) -> AmbientMeshStack:
     """`gateway_api_reader` reads an existing cluster's Gateway API CRDs (kubectl); None: no check (tools, mocks)."""
     check_existing_cluster(config, gateway_api_reader)
-    # Read before any resource: a bundle that is not Kubernetes objects stops the program with nothing registered.
-    bundle = load_bundle(config.gateway_api.resolved_source) if config.gateway_api.install else []
+    # Read before any resource: a bundle that is not Gateway API's stops the program with nothing registered.
+    objects = bundle(config.gateway_api) if config.gateway_api.install else []
     app, cluster_config = config.app, config.cluster
 
-    cluster = Cluster("cluster", ClusterArgs(cluster_config))
+    # On kind the preflight (tools/doctor.py) is the graph's first step: `pulumi up` run without make checks too.
+    preflight = (doctor_script(doctor_argv(config, pulumi.get_stack(), in_graph=True))
+                 if cluster_config.provider == "kind" else None)
+    cluster = Cluster("cluster", ClusterArgs(cluster_config, preflight))
+    images, loaded = None, []
+    if cluster_config.preload_images:
+        plan = preload(config)
+        images = ImagePreload("images", ImagePreloadArgs(pull_environment(plan), load_environment(cluster_config, plan),
+                                                         cluster=cluster.created, after=cluster.preflight))
+        # Whatever runs these images waits for them to be in the nodes: no node pulls from a registry.
+        loaded = images.loaded
     # Every Kubernetes resource below uses the cluster's provider, handed to each component once.
     on_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
-    gateway_api = GatewayApiCrds("gateway-api", GatewayApiArgs(bundle), on_cluster)
+    gateway_api = GatewayApiCrds("gateway-api", GatewayApiArgs(objects), on_cluster)
     istio = IstioAmbient("istio", IstioArgs(istio_releases(
-        config.istio, cluster_config.ingress_node_port if app.ingress == "istio" else None)), on_cluster)
+        config.istio, cluster_config.ingress_node_port if app.ingress == "istio" else None), images=loaded), on_cluster)
     # Gateway API objects need their CRDs, and istiod to deploy a proxy for them.
     gateway_api_ready: list[pulumi.Resource] = [*gateway_api.resources, istio.istiod]
     namespace = AppNamespace("app", AppNamespaceArgs(app.namespace, create=app.namespace != "default"), on_cluster)
     # The app does not wait for Istio: enrolling the namespace later captures pods that are already running.
-    bookinfo = Bookinfo("bookinfo", BookinfoArgs(namespace.name, versions.BOOKINFO_IMAGE_REGISTRY, app.bookinfo_tag),
-                        on_cluster)
+    bookinfo = Bookinfo("bookinfo", BookinfoArgs(namespace.name, versions.BOOKINFO_IMAGE_REGISTRY, app.bookinfo_tag,
+                                                 wait_for=loaded), on_cluster)
     clients = CurlClients("clients", CurlClientsArgs(
         namespace.name, versions.CURL_IMAGE, catalog.CLIENT_NAMES,
-        avoid={catalog.CLIENT_AVOIDING_PRODUCTPAGE: catalog.PRODUCTPAGE}), on_cluster)
+        avoid={catalog.CLIENT_AVOIDING_PRODUCTPAGE: catalog.PRODUCTPAGE}, wait_for=loaded), on_cluster)
     enrolment = AmbientEnrolment("ambient", AmbientEnrolmentArgs(namespace.name, istio.dataplane), on_cluster)
     ingress: BookinfoIngress | BookinfoGatewayApiIngress | None = None
     if app.ingress == "istio":
@@ -128,8 +164,8 @@ def build_stack(config: StackConfig, gateway_api_reader: Reader | None = None) -
             host_url=hints["hostUrl"], ingress_address=hints["ingressAddress"],
             expect_denied=hints["expectDenied"], after=[c for c in parts if c is not None],
             triggers=smoke_triggers(config)))
-    return AmbientMeshStack(config, cluster, gateway_api, istio, namespace, bookinfo, clients, enrolment, ingress,
-                            security, waypoint, sidecar, smoke)
+    return AmbientMeshStack(config, cluster, images, gateway_api, istio, namespace, bookinfo, clients, enrolment,
+                            ingress, security, waypoint, sidecar, smoke)
 
 
 def stack_outputs(stack: AmbientMeshStack) -> dict[str, Any]:

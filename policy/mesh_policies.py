@@ -26,7 +26,7 @@ INJECTION_LABEL, INJECTION_VALUE = "istio-injection", "enabled"
 
 ISTIO_NAMESPACE = "istio-system"  # Istio's root namespace: policies here without a selector apply mesh-wide
 DEFAULT_NAMESPACE = "default"  # what a namespaced object without metadata.namespace lands in (provider default)
-# The Istio charts' home (same value as components/versions.py; a unit test keeps the two equal).
+# The Istio charts' home (same value as components/model/versions.py; a unit test keeps the two equal).
 DEFAULT_CHART_REPOSITORY = "https://blob.istio.io/istio-release/charts"
 CLUSTER_PROVIDERS = ("kind", "existing")
 WEAK_MTLS_MODES = ("PERMISSIVE", "DISABLE")  # PeerAuthentication modes that accept plaintext

@@ -33,28 +33,42 @@ def stack_raw_config(stack_file: Path, **overrides: dict[str, Any]) -> dict[str,
     return raw
 
 
-def dev_raw_config(**overrides: dict[str, Any]) -> dict[str, Any]:
-    return stack_raw_config(DEV_STACK_FILE, **overrides)
+def base_raw_config(**overrides: dict[str, Any]) -> dict[str, Any]:
+    """The tests' own baseline config: the program's defaults (the tutorial's settings), offline (fixture CRD bundle),
+    with per-section overrides. Not Pulumi.dev.yaml: a user may edit that within its documented ranges, and the
+    behaviour tests must not notice; tests over the shipped stack files use stack_config()."""
+    raw: dict[str, Any] = {"gatewayApi": {"source": str(GATEWAY_API_FIXTURE)}}
+    for section, values in overrides.items():
+        raw.setdefault(section, {}).update(values)
+    return raw
 
 
 def stack_config(stack_file: Path, **overrides: dict[str, Any]) -> StackConfig:
     return parse_config(stack_raw_config(stack_file, **overrides))
 
 
-def dev_config(**overrides: dict[str, Any]) -> StackConfig:
-    return parse_config(dev_raw_config(**overrides))
+def base_config(**overrides: dict[str, Any]) -> StackConfig:
+    return parse_config(base_raw_config(**overrides))
 
 
 @pytest.fixture
-def dev_stack_config() -> StackConfig:
-    return dev_config()
+def base_stack_config() -> StackConfig:
+    return base_config()
 
 
 @pytest.fixture(scope="session")
 def graph() -> Graph:
-    """The dev stack, evaluated once under mocks for every test that only reads it."""
-    return run_stack(dev_config())
+    """The baseline config's stack, evaluated once under mocks for every test that only reads it."""
+    return run_stack(base_config())
 
 
 # The tests' own zero-trust slice (independent of any stack file): an L4 allow-list without notsleep, default deny.
 L4_ZERO_TRUST: dict[str, Any] = {"mtls": "strict", "productpageClients": ["ingress", "sleep"], "defaultDeny": True}
+
+
+def local_charts(root: Path, charts: tuple[str, ...] = ("base", "istiod", "cni", "ztunnel", "gateway")) -> Path:
+    """A local chart directory as istio.repository expects one: a sub-directory with a Chart.yaml per chart."""
+    for chart in charts:
+        (root / chart).mkdir(parents=True, exist_ok=True)
+        (root / chart / "Chart.yaml").write_text(f"apiVersion: v2\nname: {chart}\nversion: 1.31.1\n", encoding="utf-8")
+    return root

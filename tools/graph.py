@@ -9,7 +9,7 @@ import re
 import sys
 from pathlib import Path
 
-from components.model.config import PROJECT, read_stack_file
+from components.model.config import PROJECT
 from components.model.validate import parse_config
 from tools.testkit.mockgraph import Graph, Registration, run_stack
 
@@ -89,10 +89,10 @@ def transitive_reduction(edges: set[tuple[str, str]]) -> set[tuple[str, str]]:
 
 
 def dev_graph() -> Graph:
-    raw = read_stack_file(REPO / "Pulumi.dev.yaml")
+    """The program's defaults: the tutorial, as the shipped dev stack sets it (and as it stays when a user edits it)."""
     # Our small stand-in CRD bundle: the picture needs the CRDs' place in the graph, not their content.
-    raw.setdefault("gatewayApi", {})["source"] = str(REPO / "tests" / "fixtures" / "gateway-api-crds.yaml")
-    return run_stack(parse_config(raw))
+    fixture = REPO / "tests" / "fixtures" / "gateway-api-crds.yaml"
+    return run_stack(parse_config({"gatewayApi": {"source": str(fixture)}}))
 
 
 def readme_block(diagram: str) -> str:

@@ -60,7 +60,7 @@ import yaml
 from pulumi.runtime import rpc
 
 from components.model import gateway_api, versions
-from components.model.config import StackConfig, read_stack_file
+from components.model.config import ConfigError, StackConfig, read_stack_file
 from components.model.validate import parse_config
 from tools.testkit.mockgraph import Registration, run_stack
 
@@ -497,15 +497,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="also validate every object against the published schemas (tools/testkit/schemas.py)")
     args = parser.parse_args(argv)
 
-    if args.all_stacks:
-        out = Path(args.out)
-        if out.exists() and any(child.is_file() for child in out.iterdir()):
-            raise SystemExit(f"{out} holds files: --all-stacks writes one directory per stack into it")
-        failures = 0
-        for stack_file in stack_files():
-            failures += write_stack(stack_file, args.sets, out / stack_name(stack_file), args)
-        return 1 if failures else 0
-    return 1 if write_stack(Path(args.stack_file), args.sets, Path(args.out), args) else 0
+    try:
+        if args.all_stacks:
+            out = Path(args.out)
+            if out.exists() and any(child.is_file() for child in out.iterdir()):
+                raise SystemExit(f"{out} holds files: --all-stacks writes one directory per stack into it")
+            failures = 0
+            for stack_file in stack_files():
+                failures += write_stack(stack_file, args.sets, out / stack_name(stack_file), args)
+            return 1 if failures else 0
+        return 1 if write_stack(Path(args.stack_file), args.sets, Path(args.out), args) else 0
+    except ConfigError as error:
+        print(f"render: {error}", file=sys.stderr)  # one line, like `pulumi up` prints it
+        return 2
 
 
 def write_stack(stack_file: Path, sets: Sequence[str], out: Path, args: argparse.Namespace) -> int:

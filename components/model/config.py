@@ -7,9 +7,11 @@ in validate.py, which is what callers use: `validate.parse_config(raw)`.
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
@@ -67,6 +69,8 @@ class ClusterConfig:
     ingress_node_port: int = 30080
     kubeconfig: str | None = None
     context: str | None = None
+    # kind only: pull each image once on the host and load it into the nodes (components/model/images.py).
+    preload_images: bool = True
 
     @property
     def nodes(self) -> int:
@@ -163,7 +167,7 @@ class StackConfig:
 
 SECTIONS = {
     "cluster": ("provider", "name", "workers", "nodeImage", "ingressHostPort", "ingressNodePort", "kubeconfig",
-                "context"),
+                "context", "preloadImages"),
     "istio": ("version", "repository", "resourceProfile"),
     "gatewayApi": ("mode", "version", "source"),
     "app": ("namespace", "bookinfoTag", "ingress"),
@@ -185,7 +189,8 @@ class _Section:
         unknown = sorted(set(raw) - set(SECTIONS[name]))
         if unknown:
             raise ConfigError(f"{name}.{unknown[0]}", raw[unknown[0]],
-                              f"one of the keys {', '.join(SECTIONS[name])} (unknown key)")
+                              f"one of the keys {', '.join(SECTIONS[name])} (unknown key"
+                              f"{_did_you_mean(unknown[0], SECTIONS[name])})")
         self.name = name
         self.raw = raw
 
@@ -245,12 +250,28 @@ class _Section:
         return value
 
 
+def _did_you_mean(name: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _unknown_section(name: str, value: Any) -> str:
+    """What to write instead of an unknown top-level key: a flat `section.key` or a misspelled section."""
+    section, _, key = name.partition(".")
+    if key and section in SECTIONS:
+        shown = value if isinstance(value, str) else json.dumps(value)
+        return (f"a key inside the {section} object, which a flat key `{PROJECT}:{name}` is not: set it with "
+                f"`pulumi config set --path '{name}' {shown}`"
+                + ("" if key in SECTIONS[section] else _did_you_mean(key, SECTIONS[section])))
+    return "one of the sections " + ", ".join(SECTIONS) + _did_you_mean(name, SECTIONS)
+
+
 def read_sections(raw: Mapping[str, Any]) -> StackConfig:
     """The typed config from plain data (the `ambient-mesh:*` objects of a stack file), every section checked, and
     the rules across sections that need no topology; validate.parse_config adds the rest."""
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
-        raise ConfigError(unknown[0], raw[unknown[0]], "one of the keys " + ", ".join(SECTIONS))
+        raise ConfigError(unknown[0], raw[unknown[0]], _unknown_section(unknown[0], raw[unknown[0]]))
     config = StackConfig(
         cluster=_parse_cluster(_Section("cluster", raw.get("cluster"))),
         istio=_parse_istio(_Section("istio", raw.get("istio"))),
@@ -287,6 +308,8 @@ def _parse_cluster(s: _Section) -> ClusterConfig:
         field = "kubeconfig" if kubeconfig is not None else "context"
         raise ConfigError(s.key(field), kubeconfig or context,
                           "nothing for provider kind (the stack reads the kind cluster's own kubeconfig)")
+    # Images are side-loaded into kind's nodes; an existing cluster pulls its own (the key means nothing there).
+    preload_images = s.boolean("preloadImages", d.preload_images) and provider == "kind"
     return ClusterConfig(
         provider=cast(ClusterProvider, provider),
         name=name,
@@ -297,6 +320,7 @@ def _parse_cluster(s: _Section) -> ClusterConfig:
         ingress_node_port=s.integer("ingressNodePort", d.ingress_node_port, *NODE_PORT_RANGE),
         kubeconfig=os.path.expanduser(kubeconfig) if kubeconfig else None,
         context=context,
+        preload_images=preload_images,
     )
 
 
@@ -332,16 +356,19 @@ def _parse_gateway_api(s: _Section) -> GatewayApiConfig:
     return GatewayApiConfig(mode=cast(GatewayApiMode, mode), version=version, source=source)
 
 
+def _own_namespace(s: _Section, field: str, default: str) -> str:
+    """A namespace for the stack's workloads: never Istio's own or a system one."""
+    accepted = "a namespace of your own (not istio-system or kube-*), lower-case DNS label, at most 63 characters"
+    namespace = s.string(field, default, _DNS_LABEL, accepted)
+    if len(namespace) > 63 or namespace.startswith("kube-") or namespace == ISTIO_NAMESPACE:
+        raise ConfigError(s.key(field), namespace, accepted)
+    return namespace
+
+
 def _parse_app(s: _Section) -> AppConfig:
     d = AppConfig()
-    namespace = s.string("namespace", d.namespace, _DNS_LABEL,
-                         "a Kubernetes namespace name: lower-case DNS label, at most 63 characters")
-    if len(namespace) > 63 or namespace.startswith("kube-") or namespace == ISTIO_NAMESPACE:
-        raise ConfigError(s.key("namespace"), namespace,
-                          "a namespace of your own (not istio-system or kube-*), lower-case DNS label, at most 63 "
-                          "characters")
     return AppConfig(
-        namespace=namespace,
+        namespace=_own_namespace(s, "namespace", d.namespace),
         bookinfo_tag=s.string("bookinfoTag", d.bookinfo_tag, _SEMVER, "a Bookinfo image tag as x.y.z, e.g. 1.20.3"),
         ingress=cast(IngressMode, s.choice("ingress", d.ingress, INGRESS_MODES)),
     )
@@ -379,7 +406,7 @@ def _parse_sidecar(s: _Section) -> SidecarConfig:
     d = SidecarConfig()
     return SidecarConfig(
         enabled=s.boolean("enabled", d.enabled),
-        namespace=s.string("namespace", d.namespace, _DNS_LABEL, "a namespace name (DNS label)"),
+        namespace=_own_namespace(s, "namespace", d.namespace),
     )
 
 
@@ -390,7 +417,7 @@ def _check_versions(config: StackConfig) -> None:
     if compat is None:
         raise ConfigError("istio.version", config.istio.version,
                           "a release of an Istio minor this stack knows: " + ", ".join(versions.COMPATIBILITY)
-                          + " (components/versions.py)")
+                          + " (components/model/versions.py)")
     # Enforced in skip mode too: the version then names the bundle the stack expects the cluster to have.
     if versions.minor(config.gateway_api.version) != compat.gateway_api:
         example = versions.GATEWAY_API_VERSION

@@ -16,9 +16,11 @@ import yaml
 
 from components.model import versions
 from components.model.catalog import PROJECT
-from components.model.config import ClusterConfig, StackConfig
+from components.model.config import ClusterConfig, ConfigError, GatewayApiConfig, StackConfig
 
 CACHE_ENV = "AMBIENT_MESH_CACHE_DIR"
+PROBE_CRD = "gateways.gateway.networking.k8s.io"
+BUNDLE_VERSION = "gateway.networking.k8s.io/bundle-version"
 
 
 def cache_dir() -> Path:
@@ -48,18 +50,40 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load_bundle(source: str) -> list[dict[str, Any]]:
-    """The objects of a Gateway API install bundle, in file order."""
-    documents = [doc for doc in yaml.load_all(read_source(source), Loader=_YAML_LOADER) if doc]  # noqa: S506
+    """The objects of a Gateway API install bundle, in file order; ValueError when it is not one."""
+    try:
+        documents = [doc for doc in yaml.load_all(read_source(source), Loader=_YAML_LOADER) if doc]  # noqa: S506
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ValueError(f"not YAML ({type(error).__name__}: {str(error).splitlines()[0][:120]})") from None
     for doc in documents:
-        if not isinstance(doc, dict) or "kind" not in doc or "name" not in doc.get("metadata", {}):
-            raise ValueError(f"{source}: not a Kubernetes object: {str(doc)[:80]}")
+        metadata = doc.get("metadata") if isinstance(doc, dict) else None
+        if not isinstance(metadata, dict) or "kind" not in doc or "name" not in metadata:
+            raise ValueError(f"not Kubernetes objects: {str(doc)[:80]!r}")
+    if not any(d["kind"] == "CustomResourceDefinition" and d["metadata"]["name"] == PROBE_CRD for d in documents):
+        raise ValueError(f"no {PROBE_CRD} CustomResourceDefinition in it")
     return documents
+
+
+_bundles: dict[tuple[str, float, int], list[dict[str, Any]]] = {}
+
+
+def bundle(config: GatewayApiConfig) -> list[dict[str, Any]]:
+    """The configured bundle's objects (read once per file version), or a ConfigError naming gatewayApi.source."""
+    source = config.resolved_source
+    try:
+        local = None if source.startswith(("http://", "https://")) else Path(source).stat()
+        key = (source, local.st_mtime if local else 0.0, local.st_size if local else 0)
+        if key not in _bundles:
+            _bundles[key] = load_bundle(source)
+    except (OSError, ValueError) as error:
+        raise ConfigError("gatewayApi.source", config.source or source,
+                          f"a Gateway API install bundle (YAML of Kubernetes objects with the {PROBE_CRD} CRD), "
+                          f"a URL or a local file: {error}") from None
+    return _bundles[key]
 
 
 # --- an existing cluster's own Gateway API CRDs --------------------------------------------------------------------
 
-PROBE_CRD = "gateways.gateway.networking.k8s.io"
-BUNDLE_VERSION = "gateway.networking.k8s.io/bundle-version"
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,13 @@ def kind_config(config: ClusterConfig) -> str:
     return yaml.safe_dump(document, sort_keys=False)
 
 
+def node_names(config: ClusterConfig) -> tuple[str, list[str]]:
+    """kind's names for the cluster's node containers: `<name>-control-plane`, then `<name>-worker`,
+    `<name>-worker2`, ..."""
+    workers = [f"{config.name}-worker{index if index > 1 else ''}" for index in range(1, config.workers + 1)]
+    return f"{config.name}-control-plane", workers
+
+
 # Refuses to adopt a cluster it did not create: `pulumi destroy` would otherwise delete someone else's cluster.
 KIND_CREATE = """set -eu
 if kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from components.model import catalog
+from components.model.charts import CHARTS
 from components.model.config import ConfigError, StackConfig, read_sections
+from components.model.gateway_api import bundle
 from components.model.topology import resolve
 
 
@@ -14,7 +17,31 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
     """Build the typed config from plain data (the `ambient-mesh:*` objects of a stack file), or raise ConfigError."""
     config = read_sections(raw)
     _check_together(config)
+    _check_sources(config)
     return config
+
+
+def _app_names() -> set[str]:
+    """Services and ServiceAccounts the stack creates in the app namespace (a waypoint's own must not collide)."""
+    names = {*catalog.BOOKINFO_SERVICES, *map(catalog.bookinfo_account, catalog.BOOKINFO_SERVICES),
+             *catalog.CLIENT_NAMES, catalog.GATEWAY_API_INGRESS_DEPLOYMENT, f"{catalog.BOOKINFO_GATEWAY}-nodeport"}
+    return names
+
+
+def _check_sources(config: StackConfig) -> None:
+    """What the stack reads from disk is there and is what it should be, before any resource."""
+    istio = config.istio
+    if istio.local_charts:
+        needed = [c for key, c in CHARTS.items() if key != "ingress-gateway" or config.app.ingress == "istio"]
+        missing = [c.chart for c in needed if not (Path(istio.repository) / c.chart / "Chart.yaml").is_file()]
+        if missing:
+            raise ConfigError("istio.repository", istio.repository,
+                              "a local directory with one sub-directory per chart ("
+                              + ", ".join(c.chart for c in needed) + "), each with its Chart.yaml; missing: "
+                              + ", ".join(missing))
+    if config.gateway_api.install and not config.gateway_api.source.startswith(("http://", "https://")) \
+            and config.gateway_api.source:
+        bundle(config.gateway_api)  # a local file: read and checked now (a URL is fetched by the stack, checked then)
 
 
 def _check_together(config: StackConfig) -> None:
@@ -26,6 +53,10 @@ def _check_together(config: StackConfig) -> None:
     for name in config.waypoint.services:
         if name not in catalog.BOOKINFO_SERVICES:
             raise ConfigError("waypoint.services", name, "Bookinfo services: " + ", ".join(catalog.BOOKINFO_SERVICES))
+    if config.waypoint.mode != "none" and config.waypoint.name in _app_names():
+        raise ConfigError("waypoint.name", config.waypoint.name,
+                          "a name that no Service or ServiceAccount of the app namespace has (istiod names the "
+                          "waypoint's own after it): not " + ", ".join(sorted(_app_names())))
     if config.security.l7_clients and not config.waypoint.covers(catalog.PRODUCTPAGE):
         raise ConfigError("security.l7Clients", list(config.security.l7_clients),
                           "an empty list unless a waypoint serves productpage (waypoint.mode namespace, or services "

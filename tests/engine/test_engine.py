@@ -97,14 +97,14 @@ def write_stack_config(workdir: Path, stack: str, config: dict[str, Any]) -> Non
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
 
 
-def dev_config() -> dict[str, Any]:
+def base_config() -> dict[str, Any]:
     document = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text(encoding="utf-8"))
     prefix = f"{PROJECT}:"
     return {k[len(prefix):]: v for k, v in document["config"].items() if k.startswith(prefix)}
 
 
 def kwok_config(kubeconfig: Path) -> dict[str, Any]:
-    config = dev_config()
+    config = base_config()
     config["cluster"] = {**config["cluster"], "provider": "existing", "kubeconfig": str(kubeconfig)}
     config["istio"] = {**config["istio"], "repository": str(CHARTS)}
     config["gatewayApi"] = {**config["gatewayApi"], "source": str(GATEWAY_API_CRDS)}
@@ -165,7 +165,7 @@ def test_dev_stack_preview_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     from components.model.validate import parse_config
 
     cache = tmp_path / "cache"
-    config = dev_config()
+    config = base_config()
     # What a user's first (online) run leaves in the cache: the pinned Gateway API bundle, here our stand-in.
     monkeypatch.setenv(CACHE_ENV, str(cache))
     target = cached_path(parse_config(config).gateway_api.resolved_source)

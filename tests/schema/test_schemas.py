@@ -27,10 +27,14 @@ from pulumi.runtime import rpc
 
 from components.model import versions
 from components.model.config import SECTIONS, StackConfig
-from tests.conftest import GATEWAY_API_FIXTURE, STACK_FILES, dev_config, dev_raw_config, stack_config, stack_name
+from tests.conftest import GATEWAY_API_FIXTURE, STACK_FILES, base_config, base_raw_config, stack_config, stack_name
 from tools import render
 from tools.testkit import schemas
 from tools.testkit.mockgraph import Graph
+
+# Without the pinned schema modules (no Go to fetch them) this tier says so instead of failing on a traceback.
+pytestmark = pytest.mark.skipif(bool(schemas.missing_modules()),
+                                reason=f"{schemas.NEEDS_GO}: missing {', '.join(schemas.missing_modules())}")
 
 # --- the configurations rendered ----------------------------------------------------------------------------------
 
@@ -60,7 +64,7 @@ def _camel(name: str) -> str:
 
 def switch_values() -> list[tuple[str, str, Any]]:
     """(section, key, value) for every Literal or bool config value other than the dev stack's own."""
-    dev = dev_config()
+    dev = base_config()
     found: list[tuple[str, str, Any]] = []
     for stack_field in fields(StackConfig):
         section = _camel(stack_field.name)
@@ -117,7 +121,7 @@ def rendered(variant: str, graph: Graph) -> list[render.Rendered]:
         if variant == "dev":
             _renders[variant] = render.render_graph(graph)  # the session's dev graph: evaluated once
         else:
-            _renders[variant] = render.render_config(dev_config(**ALL_VARIANTS[variant]))
+            _renders[variant] = render.render_config(base_config(**ALL_VARIANTS[variant]))
     return _renders[variant]
 
 
@@ -142,7 +146,7 @@ def test_every_config_switch_is_rendered() -> None:
             ("waypoint", "mode", "services")} <= set(values)
     for section, key, value in values:
         variant = variant_with(section, key, value)
-        assert dataclasses.asdict(dev_config(**ALL_VARIANTS[variant]))[
+        assert dataclasses.asdict(base_config(**ALL_VARIANTS[variant]))[
             {"gatewayApi": "gateway_api"}.get(section, section)][re.sub(r"([A-Z])", r"_\1", key).lower()] == value
 
 
@@ -151,7 +155,7 @@ def test_every_object_validates(variant: str, graph: Graph) -> None:
     objects = [item for item in rendered(variant, graph) if item.is_object]
     assert objects
     # The Kubernetes the cluster runs: kind's default node image unless cluster.nodeImage names another.
-    version = schemas.kubernetes_version(dev_config(**ALL_VARIANTS[variant]).cluster.node_image)
+    version = schemas.kubernetes_version(base_config(**ALL_VARIANTS[variant]).cluster.node_image)
     problems = {item.filename: verdict(item, version) for item in objects}
     assert not {name: errs for name, errs in problems.items() if errs}
 
@@ -398,7 +402,9 @@ def test_render_cli_is_stable_and_writes_a_clean_directory(tmp_path: Path, graph
     written = {p.name: p.read_text(encoding="utf-8") for p in out.iterdir() if p.name != render.INDEX}
     assert list(expected) == sorted(expected) and set(written) == set(expected)
     differing = {name for name in expected if written[name] != expected[name]}
-    assert differing == {"kindcluster-_-ambient.yaml", "command-_-smoke-verify.yaml"}
+    # (and the commands that count or address its nodes: the preflight, loading the images)
+    assert differing == {"kindcluster-_-ambient.yaml", "command-_-smoke-verify.yaml",
+                         "command-_-cluster-preflight.yaml", "command-_-images-load.yaml"}
     assert written["kindcluster-_-ambient.yaml"].count("- role: worker") == 1
     assert "workers: 1" in written["command-_-smoke-verify.yaml"]
     assert str(GATEWAY_API_FIXTURE) not in written["command-_-smoke-verify.yaml"]
@@ -416,7 +422,7 @@ def test_render_refuses_a_directory_that_is_not_a_render(tmp_path: Path) -> None
 
 def test_render_offline_gateway_api_sources(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AMBIENT_MESH_CACHE_DIR", str(tmp_path))  # nothing downloaded there
-    official = dev_raw_config(gatewayApi={"source": ""})
+    official = base_raw_config(gatewayApi={"source": ""})
     # Not downloaded: the same objects from the pinned module (standard-install.yaml is its CRD files concatenated).
     source = render.gateway_api_source(official)
     assert not source.stand_in and schemas.GATEWAY_API.ref in source.label
@@ -424,11 +430,11 @@ def test_render_offline_gateway_api_sources(monkeypatch: pytest.MonkeyPatch, tmp
     assert "  name: httproutes.gateway.networking.k8s.io\n" in text and "\nkind: ValidatingAdmissionPolicy\n" in text
     # Another version than the pinned module's (the next patch: the minor is fixed by Istio's): the stand-in.
     major_minor, patch = versions.GATEWAY_API_VERSION.rsplit(".", 1)
-    other = dev_raw_config(gatewayApi={"source": "", "version": f"{major_minor}.{int(patch) + 1}"})
+    other = base_raw_config(gatewayApi={"source": "", "version": f"{major_minor}.{int(patch) + 1}"})
     assert render.gateway_api_source(other).stand_in
     assert "stand-in" in render.gateway_api_source(other).label
     # A configured local file is used as it is.
-    assert render.gateway_api_source(dev_raw_config()).source == str(GATEWAY_API_FIXTURE)
+    assert render.gateway_api_source(base_raw_config()).source == str(GATEWAY_API_FIXTURE)
 
 
 def test_set_parses_values() -> None:

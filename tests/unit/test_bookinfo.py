@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.model import versions
-from tests.conftest import dev_config
+from tests.conftest import base_config
 from tools.testkit.mockgraph import Graph, Registration, run_stack
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -31,7 +31,7 @@ def test_bookinfo_objects(graph: Graph) -> None:
 
 
 def test_everything_lands_in_the_app_namespace(graph: Graph) -> None:
-    namespace = dev_config().app.namespace
+    namespace = base_config().app.namespace
     for type_ in (DEPLOYMENT, SERVICE, ACCOUNT):
         for resource in graph.of_type(type_):
             assert resource.inputs["metadata"]["namespace"] == namespace
@@ -60,7 +60,7 @@ def test_every_service_selects_pods_that_listen_on_its_port(graph: Graph) -> Non
 
 
 def test_bookinfo_deployments(graph: Graph) -> None:
-    tag = dev_config().app.bookinfo_tag
+    tag = base_config().app.bookinfo_tag
     accounts = set(by_name(graph, ACCOUNT))
     for name, deployment in by_name(graph, DEPLOYMENT).items():
         if name in ("sleep", "notsleep"):
@@ -123,7 +123,7 @@ def test_notsleep_prefers_nodes_away_from_productpage(graph: Graph) -> None:
 
 
 def test_image_tag_follows_config() -> None:
-    graph = run_stack(dev_config(app={"bookinfoTag": "1.19.1"}))
+    graph = run_stack(base_config(app={"bookinfoTag": "1.19.1"}))
     images = {pod(d)["containers"][0]["image"] for d in graph.of_type(DEPLOYMENT)}
     assert {i.rsplit(":", 1)[1] for i in images if "bookinfo" in i} == {"1.19.1"}
 
@@ -136,7 +136,7 @@ def test_default_namespace_is_patched_not_created(graph: Graph) -> None:
 
 
 def test_own_namespace_is_created_and_then_enrolled() -> None:
-    graph = run_stack(dev_config(app={"namespace": "bookinfo"}))
+    graph = run_stack(base_config(app={"namespace": "bookinfo"}))
     [namespace] = [n for n in graph.of_type("kubernetes:core/v1:Namespace")
                    if n.inputs["metadata"]["name"] == "bookinfo"]
     assert "labels" not in namespace.inputs["metadata"]  # the label is the enrolment's, applied after ztunnel

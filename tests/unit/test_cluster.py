@@ -8,12 +8,12 @@ import yaml
 
 from components.model.kind import kind_config
 from components.model.outputs import verify_hints
-from tests.conftest import dev_config
+from tests.conftest import base_config
 from tools.testkit.mockgraph import run_stack
 
 
 def test_kind_config_has_a_control_plane_and_the_configured_workers() -> None:
-    config = dev_config(cluster={"workers": 3, "nodeImage": "kindest/node:v1.35.0"})
+    config = base_config(cluster={"workers": 3, "nodeImage": "kindest/node:v1.35.0"})
     document = yaml.safe_load(kind_config(config.cluster))
     assert document["apiVersion"] == "kind.x-k8s.io/v1alpha4" and document["kind"] == "Cluster"
     roles = [n["role"] for n in document["nodes"]]
@@ -22,7 +22,7 @@ def test_kind_config_has_a_control_plane_and_the_configured_workers() -> None:
 
 
 def test_kind_maps_the_host_port_to_the_gateway_node_port() -> None:
-    config = dev_config()
+    config = base_config()
     [mapping] = yaml.safe_load(kind_config(config.cluster))["nodes"][0]["extraPortMappings"]
     assert mapping["hostPort"] == config.cluster.ingress_host_port == 8080
     assert mapping["containerPort"] == config.cluster.ingress_node_port
@@ -35,12 +35,12 @@ def test_kind_maps_the_host_port_to_the_gateway_node_port() -> None:
 
 
 def test_kind_cluster_lifecycle_commands() -> None:
-    graph = run_stack(dev_config())
+    graph = run_stack(base_config())
     create = graph.get("cluster-kind").inputs
     assert "kind create cluster" in create["create"] and "--config -" in create["create"]
     assert "kind delete cluster" in create["delete"]
     assert create["environment"] == {"CLUSTER_NAME": "ambient"}
-    assert yaml.safe_load(create["stdin"]) == yaml.safe_load(kind_config(dev_config().cluster))
+    assert yaml.safe_load(create["stdin"]) == yaml.safe_load(kind_config(base_config().cluster))
     assert "already exists" in create["create"]  # refuses to adopt a cluster it did not create
     read = graph.get("cluster-kubeconfig").inputs
     assert "kind get kubeconfig" in read["create"] and read["environment"] == {"CLUSTER_NAME": "ambient"}
@@ -49,7 +49,7 @@ def test_kind_cluster_lifecycle_commands() -> None:
 def test_existing_cluster_creates_nothing_and_uses_kubeconfig_and_context(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "config"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
-    graph = run_stack(dev_config(cluster={"provider": "existing", "kubeconfig": str(kubeconfig),
+    graph = run_stack(base_config(cluster={"provider": "existing", "kubeconfig": str(kubeconfig),
                                           "context": "minikube"}))
     commands = graph.of_type("command:local:Command")
     assert not [c for c in commands if "kind " in c.inputs["create"]]  # no cluster is created or deleted
@@ -66,13 +66,13 @@ def test_existing_cluster_creates_nothing_and_uses_kubeconfig_and_context(tmp_pa
 
 
 def test_existing_cluster_by_context_only_uses_the_default_kubeconfig() -> None:
-    graph = run_stack(dev_config(cluster={"provider": "existing", "context": "minikube"}))
+    graph = run_stack(base_config(cluster={"provider": "existing", "context": "minikube"}))
     provider = graph.get("cluster-provider").inputs
     assert provider["context"] == "minikube" and "kubeconfig" not in provider
 
 
 def test_outputs() -> None:
-    config = dev_config()
+    config = base_config()
     outputs = run_stack(config).outputs
     assert set(outputs) == {"ingressUrl", "clusterName", "kubeconfig", "istioVersion", "appNamespace", "tryIt",
                             "moreChecks", "verify"}

@@ -15,6 +15,7 @@ from components.bookinfo import Bookinfo, BookinfoArgs
 from components.clients import CurlClients, CurlClientsArgs
 from components.cluster import Cluster, ClusterArgs
 from components.gateway_api import GatewayApiArgs, GatewayApiCrds
+from components.images import ImagePreload, ImagePreloadArgs
 from components.ingress import BookinfoGatewayApiIngress, BookinfoIngress, BookinfoIngressArgs, GatewayApiIngressArgs
 from components.istio import IstioAmbient, IstioArgs
 from components.model import catalog
@@ -67,7 +68,8 @@ def test_istio_alone() -> None:
     assert graph.explicit(by_release["istiod"]) == {by_release["istio-base"]}
     assert graph.explicit(by_release["ztunnel"]) == {by_release["istiod"]}
     assert graph.explicit(by_release["istio-ingressgateway"]) == {by_release["istiod"]}
-    assert graph.explicit(by_release["istio-cni"]) == set()
+    assert graph.explicit(by_release["istio-cni"]) == {by_release["istiod"]}
+    assert graph.explicit(by_release["istio-base"]) == set()
     gateway = graph.get(by_release["istio-ingressgateway"]).inputs["values"]
     assert {p["name"]: p.get("nodePort") for p in gateway["service"]["ports"]}["http2"] == 31000
     assert all("resources" not in graph.get(n).inputs["values"] for n in by_release.values())
@@ -179,3 +181,15 @@ def test_cluster_alone() -> None:
     assert create.inputs["stdin"] == kind_config(config)
     assert graph.depends_on("k-kubeconfig") == {"k-kind"}
     assert graph.get("k-provider").type == "pulumi:providers:kubernetes"
+
+
+def test_image_preload_alone() -> None:
+    def program() -> None:
+        cluster = command.local.Command("nodes", create="true")
+        gate = command.local.Command("gate", create="true")
+        ImagePreload("img", ImagePreloadArgs({"IMAGES": "a:1 b:2"}, {"CLUSTER_NAME": "c"}, [cluster], after=[gate]))
+    graph = build_component(program)
+    assert graph.get("img-pull").parent == graph.get("img").urn == graph.get("img-load").parent
+    assert graph.explicit("img-pull") == {"gate"}
+    assert graph.depends_on("img-load") == {"img-pull", "nodes"}
+    assert graph.get("img-load").inputs["triggers"] == ["nodes-id"]

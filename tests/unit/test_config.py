@@ -11,7 +11,7 @@ from components.model import versions
 from components.model.config import ConfigError
 from components.model.validate import parse_config
 from components.stack import load_config
-from tests.conftest import DEV_STACK_FILE, GATEWAY_API_FIXTURE, REPO, dev_config, dev_raw_config
+from tests.conftest import GATEWAY_API_FIXTURE, REPO, base_config, base_raw_config, local_charts
 from tools.testkit.mockgraph import EchoMocks, RecordingMonitor
 
 BAD_VALUES: list[tuple[str, str, Any, str]] = [
@@ -66,7 +66,7 @@ BAD_VALUES: list[tuple[str, str, Any, str]] = [
                          ids=[f"{s}.{k}={v!r}"[:60] for s, k, v, _ in BAD_VALUES])
 def test_bad_value_names_key_value_and_what_is_accepted(section: str, key: str, value: Any, accepted: str) -> None:
     with pytest.raises(ConfigError) as raised:
-        parse_config(dev_raw_config(**{section: {key: value}}))
+        parse_config(base_raw_config(**{section: {key: value}}))
     message = str(raised.value)
     assert f"ambient-mesh:{section}.{key}" in message
     # A bad item of a list is named on its own.
@@ -77,23 +77,23 @@ def test_bad_value_names_key_value_and_what_is_accepted(section: str, key: str, 
 
 def test_existing_cluster_needs_a_kubeconfig_or_a_context() -> None:
     with pytest.raises(ConfigError, match=r"cluster\.kubeconfig.*kubeconfig path and/or a context"):
-        parse_config(dev_raw_config(cluster={"provider": "existing"}))
+        parse_config(base_raw_config(cluster={"provider": "existing"}))
 
 
 def test_existing_cluster_kubeconfig_must_exist() -> None:
     with pytest.raises(ConfigError, match="existing kubeconfig file"):
-        parse_config(dev_raw_config(cluster={"provider": "existing", "kubeconfig": "/nonexistent/kubeconfig"}))
+        parse_config(base_raw_config(cluster={"provider": "existing", "kubeconfig": "/nonexistent/kubeconfig"}))
 
 
 def test_unknown_section_is_rejected() -> None:
-    raw = dev_raw_config()
+    raw = base_raw_config()
     raw["mesh"] = {}
     with pytest.raises(ConfigError, match="ambient-mesh:mesh"):
         parse_config(raw)
 
 
 def test_section_must_be_an_object() -> None:
-    raw = dev_raw_config()
+    raw = base_raw_config()
     raw["istio"] = "1.31.1"
     with pytest.raises(ConfigError, match="ambient-mesh:istio: got '1.31.1'"):
         parse_config(raw)
@@ -109,32 +109,16 @@ def test_defaults_follow_the_pins() -> None:
     assert (config.cluster.provider, config.cluster.workers, config.app.namespace) == ("kind", 2, "default")
 
 
-def test_dev_stack_file_sets_every_key_explicitly() -> None:
-    from components.model.config import SECTIONS, read_stack_file
-
-    raw = read_stack_file(DEV_STACK_FILE)
-    for section, keys in SECTIONS.items():
-        missing = {"kubeconfig", "context"} if section == "cluster" else set()  # kind mode refuses them
-        assert set(raw[section]) == set(keys) - missing, section
-
-
-def test_dev_stack_matches_the_pins() -> None:
-    """Pulumi.dev.yaml repeats the pins explicitly; a pin bump must update it too."""
-    config = dev_config()
-    assert config.istio.version == versions.ISTIO_VERSION
-    assert config.gateway_api.version == versions.GATEWAY_API_VERSION
-    assert config.app.bookinfo_tag == versions.BOOKINFO_TAG
-
-
 def test_local_chart_directory_and_file_sources_are_resolved(tmp_path: Any) -> None:
-    config = dev_config(istio={"repository": str(tmp_path)}, gatewayApi={"source": str(GATEWAY_API_FIXTURE)})
+    config = base_config(istio={"repository": str(local_charts(tmp_path))},
+                         gatewayApi={"source": str(GATEWAY_API_FIXTURE)})
     assert config.istio.local_charts
     assert config.istio.repository == str(tmp_path.resolve())
     assert config.gateway_api.resolved_source == str(GATEWAY_API_FIXTURE)
 
 
 def test_integer_given_as_string_is_accepted() -> None:
-    assert dev_config(cluster={"workers": "3"}).cluster.workers == 3
+    assert base_config(cluster={"workers": "3"}).cluster.workers == 3
 
 
 CROSS_SECTION_ERRORS: list[tuple[dict[str, dict[str, Any]], str, str]] = [
@@ -156,20 +140,20 @@ CROSS_SECTION_ERRORS: list[tuple[dict[str, dict[str, Any]], str, str]] = [
                          ids=[key for _, key, _ in CROSS_SECTION_ERRORS])
 def test_rules_across_sections(overrides: dict[str, dict[str, Any]], key: str, accepted: str) -> None:
     with pytest.raises(ConfigError) as raised:
-        parse_config(dev_raw_config(**overrides))
+        parse_config(base_raw_config(**overrides))
     assert f"ambient-mesh:{key}:" in str(raised.value)
     assert accepted in str(raised.value)
 
 
 def test_identities_of_optional_workloads_exist_only_with_them() -> None:
-    config = dev_config(sidecar={"enabled": True}, waypoint={"mode": "namespace"},
+    config = base_config(sidecar={"enabled": True}, waypoint={"mode": "namespace"},
                         security={"productpageClients": ["ingress", "sleep", "sidecar/sleep", "waypoint"],
                                   "l7Clients": ["sleep"]})
     assert config.security.productpage_clients == ("ingress", "sleep", "sidecar/sleep", "waypoint")
 
 
 def test_existing_mode_with_context_only() -> None:
-    config = dev_config(cluster={"provider": "existing", "context": "minikube"})
+    config = base_config(cluster={"provider": "existing", "context": "minikube"})
     assert (config.cluster.provider, config.cluster.context, config.cluster.kubeconfig) == (
         "existing", "minikube", None)
 

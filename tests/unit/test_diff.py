@@ -132,7 +132,11 @@ def test_the_ingress_node_port(base: dict[str, Snapshot], tmp_path: Path) -> Non
     [dev] = [s for s in report.stacks if s.stack == "dev"]
     everything_in_the_cluster = sum(1 for item in base["dev"].items.values() if item.role in ("object", "patch",
                                                                                              "helmrelease"))
-    assert dev.counts == {"create": 0, "update": 0, "replace": everything_in_the_cluster + 2, "delete": 0}
+    # ... and the commands that run on the new cluster: the kind cluster, the smoke check, reading the kubeconfig,
+    # loading the images.
+    assert dev.counts == {"create": 0, "update": 0, "replace": everything_in_the_cluster + 4, "delete": 0}
+    reruns = {c.title for c in dev.changes if c.rerun}
+    assert reruns == {SMOKE, "command cluster-kubeconfig", "command images-load"}
 
 
 def test_the_istio_version(base: dict[str, Snapshot], tmp_path: Path) -> None:
@@ -143,10 +147,13 @@ def test_the_istio_version(base: dict[str, Snapshot], tmp_path: Path) -> None:
         assert len(releases) == 5 and all(ops(report, stack)[title] == "update" for title in releases)
         assert lines(report, stack, ISTIOD) == ["~ version: 1.31.1 → 1.31.2"]
         assert ops(report, stack)[SMOKE] == "replace"
+    for stack in ("dev", "zero-trust"):  # the preflight checks the new version; the new images are pulled, loaded
+        assert {title for title, op in ops(report, stack).items() if title.startswith("command")} == {
+            SMOKE, "command cluster-preflight", "command images-pull", "command images-load"}
     text = formats.text(report)
-    assert "dev (Istio 1.31.1 → 1.31.2): 5 to update, 1 to replace" in text
+    assert "dev (Istio 1.31.1 → 1.31.2): 8 to update, 1 to replace" in text
     assert "istio-system/istiod: update, chart istiod 1.31.1 → 1.31.2" in text
-    assert "| `dev` | 1.31.1 → 1.31.2 | 0 | 5 | **1** | 0 |" in formats.markdown(report)
+    assert "| `dev` | 1.31.1 → 1.31.2 | 0 | 8 | **1** | 0 |" in formats.markdown(report)
 
 
 def test_a_change_that_forces_a_replacement(base: dict[str, Snapshot], tmp_path: Path,
@@ -168,7 +175,9 @@ def test_a_change_that_forces_a_replacement(base: dict[str, Snapshot], tmp_path:
 
 def test_the_kind_cluster_workers_replace_the_cluster(base: dict[str, Snapshot], tmp_path: Path) -> None:
     report = diff(base, tmp_path, {"dev": {"cluster": {"workers": 3}}})
-    assert ops(report, "dev") == {"kind cluster ambient": "replace", SMOKE: "replace"}
+    # The preflight checks one more node; the images go to one more node, and again to all on the new cluster.
+    assert ops(report, "dev") == {"kind cluster ambient": "replace", SMOKE: "replace",
+                                  "command cluster-preflight": "update", "command images-load": "replace"}
     assert lines(report, "dev", "kind cluster ambient") == ["+ nodes[3]: {role: worker}"]
 
 
@@ -277,10 +286,10 @@ def test_a_removed_stack_is_one_flag_not_one_per_object() -> None:
 
 
 def test_the_policy_pack_runs_on_the_heads_graph_with_the_stacks_own_config() -> None:
-    from tests.conftest import dev_config
+    from tests.conftest import base_config
     from tools.diff.policy import run_pack
 
-    graph = mockgraph.run_stack(dev_config())
+    graph = mockgraph.run_stack(base_config())
     assert run_pack("dev", graph).passed
     # policy/config.zero-trust.json turns zero trust on: the tutorial's graph (no AuthorizationPolicy) fails it.
     zero_trust = run_pack("zero-trust", graph)

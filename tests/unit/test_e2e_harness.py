@@ -19,7 +19,7 @@ from pulumi.automation import events as auto_events
 from components.model.config import ConfigError
 from components.model.validate import parse_config
 from components.stack import load_config
-from tests.conftest import L4_ZERO_TRUST, dev_config
+from tests.conftest import L4_ZERO_TRUST, base_config
 from tests.e2e import harness
 from tests.e2e.harness import EphemeralStack, Names, Step
 from tools.verify import Result
@@ -179,22 +179,22 @@ def test_stack_env_is_a_private_file_backend(tmp_path: Path) -> None:
 
 
 def test_expected_denied_follows_the_security_config() -> None:
-    assert harness.expected_denied(dev_config(security=L4_ZERO_TRUST)) == ["notsleep"]
-    assert harness.expected_denied(dev_config(security={"productpageClients": [], "defaultDeny": False})) == []
-    assert harness.expected_denied(dev_config(security={"productpageClients": [], "defaultDeny": True})) == \
+    assert harness.expected_denied(base_config(security=L4_ZERO_TRUST)) == ["notsleep"]
+    assert harness.expected_denied(base_config(security={"productpageClients": [], "defaultDeny": False})) == []
+    assert harness.expected_denied(base_config(security={"productpageClients": [], "defaultDeny": True})) == \
         ["sleep", "notsleep"]
-    assert harness.expected_denied(dev_config(security={"productpageClients": ["ingress", "sleep", "notsleep"]})) == []
-    assert harness.expected_denied(dev_config(security={"productpageClients": ["ingress", "default/notsleep"]})) \
+    assert harness.expected_denied(base_config(security={"productpageClients": ["ingress", "sleep", "notsleep"]})) == []
+    assert harness.expected_denied(base_config(security={"productpageClients": ["ingress", "default/notsleep"]})) \
         == ["sleep"]
     # through a waypoint: the waypoint checks the L4 clients itself, or its L7 rule where there is one
-    assert harness.expected_denied(dev_config(waypoint={"mode": "namespace"}, security=L4_ZERO_TRUST)) == ["notsleep"]
-    assert harness.expected_denied(dev_config(waypoint={"mode": "namespace"},
+    assert harness.expected_denied(base_config(waypoint={"mode": "namespace"}, security=L4_ZERO_TRUST)) == ["notsleep"]
+    assert harness.expected_denied(base_config(waypoint={"mode": "namespace"},
                                               security={**L4_ZERO_TRUST, "l7Clients": ["sleep"]})) == ["notsleep"]
 
 
 def test_verify_command_reads_the_stack_and_states_the_expectations(tmp_path: Path) -> None:
     report = tmp_path / "verify-report.json"
-    argv = harness.verify_command(NAMES, dev_config(security=L4_ZERO_TRUST), {"kubeconfig": "x"}, report,
+    argv = harness.verify_command(NAMES, base_config(security=L4_ZERO_TRUST), {"kubeconfig": "x"}, report,
                                   python="python3")
     assert argv == ["python3", "-m", "tools.verify", "--stack", NAMES.stack, "--json", str(report),
                     "--expect-denied", "notsleep"]
@@ -202,10 +202,10 @@ def test_verify_command_reads_the_stack_and_states_the_expectations(tmp_path: Pa
 
     args = verify.parse_args(argv[3:])
     assert args.stack == NAMES.stack and args.expect_denied == ["notsleep"] and not args.no_stack_outputs
-    with_waypoint = harness.verify_command(NAMES, dev_config(waypoint={"mode": "namespace"}), {}, report)
+    with_waypoint = harness.verify_command(NAMES, base_config(waypoint={"mode": "namespace"}), {}, report)
     assert with_waypoint[-2:] == ["--waypoint", "waypoint"]
     # once the stack exports its own expectations, verify reads them from there
-    assert harness.verify_command(NAMES, dev_config(), {"verify": {}}, report, "py")[-2:] == ["--json", str(report)]
+    assert harness.verify_command(NAMES, base_config(), {"verify": {}}, report, "py")[-2:] == ["--json", str(report)]
 
 
 # --- diffs ---------------------------------------------------------------------------------------------------
@@ -245,8 +245,10 @@ BOOKINFO_DEPLOYMENTS = {f"bookinfo-{d}" for d in ("details-v1", "ratings-v1", "r
 
 def test_the_mocks_predict_which_resources_the_change_touches() -> None:
     raw = harness.stack_config(NAMES, 18080)
-    # The smoke check re-runs on any config change: it checks what the change did.
-    assert harness.predicted_changes(raw, harness.with_change(raw)) == BOOKINFO_DEPLOYMENTS | {"smoke-verify"}
+    # The smoke check re-runs on any config change: it checks what the change did. New Bookinfo images are pulled
+    # on the host and loaded into the nodes before the Deployments change (cluster.preloadImages).
+    assert harness.predicted_changes(raw, harness.with_change(raw)) == BOOKINFO_DEPLOYMENTS | {
+        "smoke-verify", "images-pull", "images-load"}
     assert harness.predicted_changes(raw, raw) == set()
     port = harness.predicted_changes(raw, harness.stack_config(NAMES, 18081))
     assert "cluster-kind" in port  # a new host port means a new kind cluster

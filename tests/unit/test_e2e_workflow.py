@@ -35,7 +35,7 @@ def test_runs_on_prs_touching_the_stack_nightly_and_by_hand() -> None:
     assert set(on) == {"pull_request", "schedule", "workflow_dispatch"}
     paths = on["pull_request"]["paths"]
     for path in ("components/**", "__main__.py", "Pulumi*.yaml", "requirements*.txt", "tests/e2e/**",
-                 "tools/verify/**", ".github/workflows/e2e.yml"):
+                 "tools/verify/**", "tools/doctor.py", ".github/workflows/e2e.yml"):
         assert path in paths
     [nightly] = on["schedule"]
     assert re.fullmatch(r"\d+ \d+ \* \* \*", nightly["cron"])

@@ -6,7 +6,7 @@ import re
 
 from components.model.config import PROJECT
 from components.model.gateway_api import load_bundle
-from tests.conftest import GATEWAY_API_FIXTURE, L4_ZERO_TRUST, dev_config
+from tests.conftest import GATEWAY_API_FIXTURE, L4_ZERO_TRUST, base_config
 from tools.testkit.mockgraph import Graph, run_stack
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -32,12 +32,38 @@ def test_ingress_gateway_waits_for_istiod_injector(graph: Graph) -> None:
     assert release_named(graph, "istiod") in graph.explicit(release_named(graph, "istio-ingressgateway"))
 
 
-def test_cni_and_base_start_at_once(graph: Graph) -> None:
-    """Neither base nor istio-cni needs another release: they start as soon as istio-system exists."""
-    for helm_name in ("istio-base", "istio-cni"):
-        waits = graph.waits_for(release_named(graph, helm_name))
-        assert not any(graph.get(n).type == RELEASE for n in waits), (helm_name, waits)
-        assert "istio-namespace" in waits
+def test_base_starts_at_once(graph: Graph) -> None:
+    waits = graph.waits_for(release_named(graph, "istio-base"))
+    assert not any(graph.get(n).type == RELEASE for n in waits) and "istio-namespace" in waits
+
+
+def test_upgrades_follow_istios_order(graph: Graph) -> None:
+    """base → istiod → cni, ztunnel, gateway: the data plane and the gateway never run newer than istiod (Pulumi
+    updates in dependency order, as it creates)."""
+    istiod = release_named(graph, "istiod")
+    assert release_named(graph, "istio-base") in graph.explicit(istiod)
+    for helm_name in ("istio-cni", "ztunnel", "istio-ingressgateway"):
+        assert istiod in graph.explicit(release_named(graph, helm_name)), helm_name
+
+
+def longest_release_chain(graph: Graph) -> list[str]:
+    """The longest chain of Helm releases, each waiting for the one before: the install's critical path."""
+    releases = {r.name for r in graph.of_type(RELEASE)}
+    best: dict[str, list[str]] = {}
+
+    def chain(name: str) -> list[str]:
+        if name not in best:
+            before = [chain(d) for d in graph.explicit(name) & releases]
+            best[name] = max(before, key=len, default=[]) + [name]
+        return best[name]
+
+    return max((chain(r) for r in releases), key=len)
+
+
+def test_the_order_does_not_lengthen_the_install(graph: Graph) -> None:
+    """cni waits for istiod beside ztunnel, not after it: still three releases deep, as base → istiod → ztunnel was."""
+    chain = longest_release_chain(graph)
+    assert len(chain) == 3 and chain[:2] == [release_named(graph, "istio-base"), release_named(graph, "istiod")]
 
 
 def test_every_release_is_in_istio_system_and_waits_for_it(graph: Graph) -> None:
@@ -70,7 +96,7 @@ def test_app_workloads_do_not_wait_for_istio(graph: Graph) -> None:
 
 
 def test_istio_config_waits_for_crds_and_webhook() -> None:
-    graph = run_stack(dev_config(security=L4_ZERO_TRUST))
+    graph = run_stack(base_config(security=L4_ZERO_TRUST))
     istio_kinds = [r for r in graph if re.match(r"kubernetes:(networking|security)\.istio\.io/", r.type)]
     assert {r.type.rsplit(":", 1)[1] for r in istio_kinds} == {"Gateway", "VirtualService", "PeerAuthentication",
                                                                "AuthorizationPolicy"}
@@ -99,6 +125,7 @@ def test_only_documented_depends_on(graph: Graph) -> None:
     expected = {
         (release_named(graph, "istiod"), release_named(graph, "istio-base")),
         (release_named(graph, "ztunnel"), release_named(graph, "istiod")),
+        (release_named(graph, "istio-cni"), release_named(graph, "istiod")),
         (release_named(graph, "istio-ingressgateway"), release_named(graph, "istiod")),
     }
     expected |= {(p.name, release_named(graph, n)) for p in graph.of_type("kubernetes:core/v1:NamespacePatch")
@@ -109,6 +136,14 @@ def test_only_documented_depends_on(graph: Graph) -> None:
     accounts = {sa.inputs["metadata"]["name"]: sa.name for sa in graph.of_type("kubernetes:core/v1:ServiceAccount")}
     expected |= {(d.name, accounts[d.inputs["spec"]["template"]["spec"]["serviceAccountName"]])
                  for d in graph.of_type("kubernetes:apps/v1:Deployment")}
+    # Images are loaded into the nodes once they are pulled (and the cluster exists: its id is the load's trigger);
+    # whatever runs them waits.
+    expected |= {("images-load", "images-pull")}
+    # The preflight comes first: neither the cluster nor the pull starts before it passes.
+    expected |= {("cluster-kind", "cluster-preflight"), ("images-pull", "cluster-preflight")}
+    expected |= {(release_named(graph, n), "images-load") for n in ("istiod", "istio-cni", "ztunnel",
+                                                                   "istio-ingressgateway")}
+    expected |= {(d.name, "images-load") for d in graph.of_type("kubernetes:apps/v1:Deployment")}
     # The smoke check runs last, after every resource of the app, its enrolment, security and ingress.
     last = {"IstioAmbient", "AmbientEnrolment", "Bookinfo", "CurlClients", "MeshSecurity", "BookinfoIngress"}
     expected |= {("smoke-verify", r.name) for r in graph
@@ -158,7 +193,7 @@ def test_component_tokens_are_consistent(graph: Graph) -> None:
 
 
 def test_ingress_off_removes_gateway_release_and_routing() -> None:
-    graph = run_stack(dev_config(app={"ingress": "none"}, security={"productpageClients": ["sleep"]}))
+    graph = run_stack(base_config(app={"ingress": "none"}, security={"productpageClients": ["sleep"]}))
     assert "istio-ingressgateway" not in {r.inputs["name"] for r in graph.of_type(RELEASE)}
     assert not [r for r in graph if r.type.startswith("kubernetes:networking.istio.io/")]
     assert graph.outputs["ingressUrl"] is None
@@ -176,6 +211,6 @@ def test_gateway_api_bundle_policy_and_binding_are_typed(graph: Graph) -> None:
 
 
 def test_gateway_api_skip_installs_no_crd() -> None:
-    graph = run_stack(dev_config(gatewayApi={"mode": "skip"}))
+    graph = run_stack(base_config(gatewayApi={"mode": "skip"}))
     assert not graph.of_type("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition")
     assert not graph.children("gateway-api")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import dev_config
+from tests.conftest import base_config
 from tools.testkit.mockgraph import Graph, Registration
 
 
@@ -14,7 +14,7 @@ def one(graph: Graph, kind: str) -> Registration:
 def test_gateway(graph: Graph) -> None:
     gateway = one(graph, "Gateway").inputs
     assert gateway["apiVersion"] == "networking.istio.io/v1"
-    assert gateway["metadata"] == {"name": "bookinfo-gateway", "namespace": dev_config().app.namespace}
+    assert gateway["metadata"] == {"name": "bookinfo-gateway", "namespace": base_config().app.namespace}
     [server] = gateway["spec"]["servers"]
     assert server == {"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}
 

@@ -15,7 +15,7 @@ from components.model import gateway_api, versions
 from components.model.config import PROJECT, ClusterConfig, StackConfig
 from components.model.gateway_api import ClusterUnreadable, InstalledBundle, decide
 from components.stack import build_stack
-from tests.conftest import GATEWAY_API_FIXTURE, REPO, dev_config
+from tests.conftest import GATEWAY_API_FIXTURE, REPO, base_config
 from tools.testkit.mockgraph import EchoMocks, RecordingMonitor
 
 MAJOR, MINOR, PATCH = (versions.release_key(versions.GATEWAY_API_VERSION) or (0, 0, 0))[:3]
@@ -30,7 +30,7 @@ REFUSES = "safe-upgrades policy refuses CRDs of an older minor"
 
 
 def existing(**overrides: dict[str, Any]) -> StackConfig:
-    return dev_config(**{"cluster": {"provider": "existing", "context": "minikube"}, **overrides})
+    return base_config(**{"cluster": {"provider": "existing", "context": "minikube"}, **overrides})
 
 
 def paired_istio(gateway_api_minor: str) -> list[str]:
@@ -174,7 +174,7 @@ def test_the_reader_is_asked_only_about_existing_clusters() -> None:
         asked.append(cluster)
 
     monitor = mocked()
-    pulumi.runtime.test(lambda: build_stack(dev_config(), gateway_api_reader=reader))()
+    pulumi.runtime.test(lambda: build_stack(base_config(), gateway_api_reader=reader))()
     assert asked == [] and monitor.registrations
 
 

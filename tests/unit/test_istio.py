@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from components.model import charts, versions
-from tests.conftest import dev_config
+from tests.conftest import base_config, local_charts
 from tools.testkit.mockgraph import Graph, Registration, run_stack
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -19,7 +19,7 @@ def releases(graph: Graph) -> dict[str, Registration]:
 
 
 def test_every_chart_comes_from_the_configured_repository_at_one_pinned_version(graph: Graph) -> None:
-    config = dev_config()
+    config = base_config()
     charts = {name: (r.inputs["chart"], r.inputs["version"], r.inputs["repositoryOpts"]["repo"])
               for name, r in releases(graph).items()}
     assert {chart for chart, _, _ in charts.values()} == {"base", "istiod", "cni", "ztunnel", "gateway"}
@@ -37,7 +37,7 @@ def test_istiod_and_cni_use_the_ambient_profile(graph: Graph) -> None:
 
 
 def test_ingress_gateway_is_a_nodeport_on_the_port_kind_maps(graph: Graph) -> None:
-    config = dev_config()
+    config = base_config()
     gateway = releases(graph)["istio-ingressgateway"].inputs["values"]
     assert gateway["service"]["type"] == "NodePort"
     ports = {p["name"]: p for p in gateway["service"]["ports"]}
@@ -79,13 +79,13 @@ def test_chart_defaults_total_what_the_charts_request() -> None:
 
 
 def test_chart_defaults_profile_leaves_resources_to_the_charts() -> None:
-    graph = run_stack(dev_config(istio={"resourceProfile": "chart-defaults"}))
+    graph = run_stack(base_config(istio={"resourceProfile": "chart-defaults"}))
     for release in graph.of_type(RELEASE):
         assert "resources" not in release.inputs["values"], release.inputs["name"]
 
 
 def test_local_chart_directory(tmp_path: Path) -> None:
-    graph = run_stack(dev_config(istio={"repository": str(tmp_path)}))
+    graph = run_stack(base_config(istio={"repository": str(local_charts(tmp_path))}))
     for release in graph.of_type(RELEASE):
         assert release.inputs["chart"].startswith(f"{tmp_path.resolve()}/")
         assert "repositoryOpts" not in release.inputs
@@ -93,6 +93,6 @@ def test_local_chart_directory(tmp_path: Path) -> None:
 
 
 def test_oci_repository() -> None:
-    graph = run_stack(dev_config(istio={"repository": "oci://ghcr.io/istio/release/charts/"}))
+    graph = run_stack(base_config(istio={"repository": "oci://ghcr.io/istio/release/charts/"}))
     charts = {r.inputs["chart"] for r in graph.of_type(RELEASE)}
     assert "oci://ghcr.io/istio/release/charts/istiod" in charts

@@ -30,7 +30,7 @@ from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from components.model import versions
-from tests.conftest import L4_ZERO_TRUST, REPO, dev_config, stack_config
+from tests.conftest import L4_ZERO_TRUST, REPO, base_config, stack_config
 from tools.testkit.mockgraph import Graph, run_stack
 
 POLICY_DIR = REPO / "policy"
@@ -491,26 +491,26 @@ def test_zero_trust_stack_passes_zero_trust_and_the_tutorial_does_not() -> None:
     """Pulumi.zero-trust.yaml: mTLS STRICT and a default-deny app namespace pass zero trust; the dev stack (the
     tutorial: no policy) leaves the namespace as a whole uncovered, and zero trust flags exactly that."""
     assert run_pack(run_stack(stack_config(REPO / "Pulumi.zero-trust.yaml"), "zero-trust"), ZERO_TRUST_ON) == {}
-    found = run_pack(run_stack(dev_config(security={"defaultDeny": False})), ZERO_TRUST_ON)
+    found = run_pack(run_stack(base_config(security={"defaultDeny": False})), ZERO_TRUST_ON)
     assert list(found) == ["zero-trust-authorization-policy"]
     [message] = found["zero-trust-authorization-policy"]
     assert "enrolled namespace 'default' has no namespace-wide AuthorizationPolicy" in message
 
 
 def test_sidecar_namespace_is_default_deny_too() -> None:
-    graph = run_stack(dev_config(sidecar={"enabled": True}, security=L4_ZERO_TRUST))
+    graph = run_stack(base_config(sidecar={"enabled": True}, security=L4_ZERO_TRUST))
     assert run_pack(graph, ZERO_TRUST_ON) == {}
 
 
 def test_dev_stack_with_permissive_mtls_fails_strict_mtls() -> None:
-    found = run_pack(run_stack(dev_config(security={"mtls": "permissive", "defaultDeny": True})), ZERO_TRUST_ON)
+    found = run_pack(run_stack(base_config(security={"mtls": "permissive", "defaultDeny": True})), ZERO_TRUST_ON)
     assert list(found) == ["zero-trust-strict-mtls"]
     [message] = found["zero-trust-strict-mtls"]
     assert "istio-system/default has mtls mode PERMISSIVE" in message
 
 
 def test_dev_stack_with_every_option_on_passes_every_policy() -> None:
-    graph = run_stack(dev_config(app={"namespace": "bookinfo", "ingress": "gateway-api"},
+    graph = run_stack(base_config(app={"namespace": "bookinfo", "ingress": "gateway-api"},
                                  sidecar={"enabled": True}, waypoint={"mode": "namespace"}))
     assert graph.of_type("kubernetes:gateway.networking.k8s.io/v1:Gateway")
     assert run_pack(graph) == {}
@@ -518,7 +518,7 @@ def test_dev_stack_with_every_option_on_passes_every_policy() -> None:
 
 def test_dev_stack_from_local_charts_needs_them_configured() -> None:
     charts = REPO / "tests" / "engine" / "charts"
-    graph = run_stack(dev_config(istio={"repository": str(charts)}))
+    graph = run_stack(base_config(istio={"repository": str(charts)}))
     found = run_pack(graph)
     assert set(found) == {"helm-release-chart-repository"} and len(found["helm-release-chart-repository"]) == 5
     allowed = {"helm-release-chart-repository": {"localChartDirectories": [str(Path(charts).resolve())]}}

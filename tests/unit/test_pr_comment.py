@@ -36,11 +36,12 @@ def test_comment_shows_counts_then_flags_then_details(body: str) -> None:
     flags = body.index("> **Replaced or deleted** — check these first:")
     details = body.index("<details><summary>Every change, field by field</summary>")
     assert table < flags < details
-    assert "| `dev` | 1.31.1 | 0 | 0 | **18** | 0 |" in body and "| `zero-trust` | 1.31.1 | 0 | 1 | **1** | 0 |" in body
+    assert "| `dev` | 1.31.1 | 0 | 0 | **19** | 0 |" in body and "| `zero-trust` | 1.31.1 | 0 | 1 | **1** | 0 |" in body
     assert "> - `dev`: **replace** `kind cluster ambient`: the kind cluster's config changed" in body
     # Running the smoke check again is not a deletion: listed, not flagged.
     assert "command smoke-verify" not in body[flags:body.index("\n\n", flags)]
-    assert "Run again (replaced, nothing removed): `dev` `command smoke-verify`" in body
+    assert "Run again (replaced, nothing removed): `dev` `command smoke-verify`; `dev` `command cluster-kubeconfig`" \
+        in body
     assert "Helm releases whose chart or values change:\n" \
         "- `dev` `istio-system/istio-ingressgateway: replace, chart gateway 1.31.1, 1 value changed`" in body
     collapsed = body[details:body.index("</details>")]

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import REPO, dev_config
+from tests.conftest import REPO, base_config
 from tools import render
 
 
 def files(**overrides: dict) -> dict[str, render.Rendered]:
-    return {item.filename: item for item in render.render_config(dev_config(**overrides))}
+    return {item.filename: item for item in render.render_config(base_config(**overrides))}
 
 
 def test_kind_cluster_is_rendered_from_the_cluster_config() -> None:

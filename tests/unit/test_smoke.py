@@ -18,7 +18,7 @@ from components.model import outputs
 from components.model.outputs import smoke_script, smoke_triggers, verify_argv
 from components.model.topology import in_cluster_ingress
 from components.smoke import SmokeCheck, SmokeCheckArgs
-from tests.conftest import L4_ZERO_TRUST, dev_config
+from tests.conftest import L4_ZERO_TRUST, base_config
 from tools import verify
 from tools.testkit.mockgraph import EchoMocks, RecordingMonitor, Registration, run_stack
 
@@ -136,14 +136,14 @@ def test_gateway_api_ingress_without_a_host_url() -> None:
 
 def test_the_environment_variable_is_the_one_verify_reads() -> None:
     assert outputs.KUBECONFIG_ENV == verify.KUBECONFIG_ENV
-    assert in_cluster_ingress(dev_config(app={"ingress": "istio"})) == verify.DEFAULT_INGRESS_ADDRESS
+    assert in_cluster_ingress(base_config(app={"ingress": "istio"})) == verify.DEFAULT_INGRESS_ADDRESS
 
 
 def test_triggers_follow_every_config_section() -> None:
-    base = smoke_triggers(dev_config())
-    assert base == smoke_triggers(dev_config())
+    base = smoke_triggers(base_config())
+    assert base == smoke_triggers(base_config())
     assert [t.split("=", 1)[0] for t in base][:4] == ["cluster", "istio", "gateway_api", "app"]
-    bumped = smoke_triggers(dev_config(istio={"version": "1.31.2"}))
+    bumped = smoke_triggers(base_config(istio={"version": "1.31.2"}))
     assert [a == b for a, b in zip(base, bumped, strict=True)] == [t.split("=")[0] != "istio" for t in base]
 
 
@@ -202,7 +202,7 @@ def test_the_real_verify_fails_the_script_without_a_cluster(tmp_path: Path) -> N
 # --- from the stack's config --------------------------------------------------------------------------------------
 
 def test_verify_hints_of_a_kind_stack() -> None:
-    config = dev_config(cluster={"name": "mesh", "ingressHostPort": 9090}, security=L4_ZERO_TRUST)
+    config = base_config(cluster={"name": "mesh", "ingressHostPort": 9090}, security=L4_ZERO_TRUST)
     assert outputs.verify_hints(config) == {
         "context": "kind-mesh",
         "hostUrl": "http://localhost:9090/productpage",
@@ -211,21 +211,21 @@ def test_verify_hints_of_a_kind_stack() -> None:
         "waypoint": None,
     }
     # The tutorial's setting: no policy, nobody denied.
-    assert outputs.verify_hints(dev_config(security={"productpageClients": [], "defaultDeny": False}))[
+    assert outputs.verify_hints(base_config(security={"productpageClients": [], "defaultDeny": False}))[
         "expectDenied"] == []
 
 
 def test_verify_hints_follow_ingress_cluster_and_waypoint(tmp_path: Path) -> None:
-    gateway_api = outputs.verify_hints(dev_config(app={"ingress": "gateway-api", "namespace": "bookinfo"}))
+    gateway_api = outputs.verify_hints(base_config(app={"ingress": "gateway-api", "namespace": "bookinfo"}))
     assert gateway_api["ingressAddress"] == "bookinfo-gateway-istio.bookinfo"
     assert gateway_api["hostUrl"] == "http://localhost:8080/productpage"
-    none = outputs.verify_hints(dev_config(app={"ingress": "none"}, security={"productpageClients": ["sleep"]}))
+    none = outputs.verify_hints(base_config(app={"ingress": "none"}, security={"productpageClients": ["sleep"]}))
     assert none["ingressAddress"] is None and none["hostUrl"] is None
     kubeconfig = tmp_path / "config"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
-    existing = outputs.verify_hints(dev_config(cluster={"provider": "existing", "context": "minikube"}))
+    existing = outputs.verify_hints(base_config(cluster={"provider": "existing", "context": "minikube"}))
     assert existing["context"] == "minikube" and existing["hostUrl"] is None  # no host mapping there
-    waypoint = outputs.verify_hints(dev_config(waypoint={"mode": "namespace", "name": "wp"}, security=L4_ZERO_TRUST))
+    waypoint = outputs.verify_hints(base_config(waypoint={"mode": "namespace", "name": "wp"}, security=L4_ZERO_TRUST))
     # The waypoint checks the same clients as ztunnel did: notsleep stays denied.
     assert waypoint["waypoint"] == "wp" and waypoint["expectDenied"] == ["notsleep"]
 
@@ -236,19 +236,19 @@ def smoke_args(config: Any) -> Any:
 
 
 def test_the_stack_hands_the_smoke_check_its_config() -> None:
-    config = dev_config(cluster={"ingressHostPort": 9090}, security=L4_ZERO_TRUST)
+    config = base_config(cluster={"ingressHostPort": 9090}, security=L4_ZERO_TRUST)
     args = smoke_args(config)
     assert (args.context, args.host_url, args.ingress_address, args.expect_denied) == (
         None, "http://localhost:9090/productpage", ISTIO_INGRESS, ["notsleep"])
     assert run_stack(config).get("smoke-verify").inputs["triggers"] == smoke_triggers(config)
-    existing = smoke_args(dev_config(cluster={"provider": "existing", "context": "minikube"}))
+    existing = smoke_args(base_config(cluster={"provider": "existing", "context": "minikube"}))
     assert existing.context == "minikube" and existing.host_url is None
-    assert smoke_args(dev_config()).expect_denied == []  # the tutorial: nobody denied
+    assert smoke_args(base_config()).expect_denied == []  # the tutorial: nobody denied
 
 
 def test_wired_at_the_end_of_the_whole_stack() -> None:
     """The stack's smoke check runs after every other resource the stack creates."""
-    graph = run_stack(dev_config(security=L4_ZERO_TRUST, sidecar={"enabled": True}))
+    graph = run_stack(base_config(security=L4_ZERO_TRUST, sidecar={"enabled": True}))
     run = graph.get("smoke-verify")
     # The Gateway API bundle is waited for only through what uses it (test_graph.py says why).
     bundle = {r.name for r in graph.children("gateway-api")}

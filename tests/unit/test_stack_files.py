@@ -7,12 +7,15 @@ program's own policy functions.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from components.model.config import SECTIONS, read_stack_file
+from components.model import catalog
+from components.model.config import SECTIONS, StackConfig, read_stack_file
+from components.model.topology import in_cluster_ingress
 from tests import authz
-from tests.conftest import DEV_STACK_FILE, L4_ZERO_TRUST, REPO, STACK_FILES, dev_config, stack_config, stack_name
+from tests.conftest import DEV_STACK_FILE, L4_ZERO_TRUST, REPO, STACK_FILES, base_config, stack_config, stack_name
 from tools.testkit.mockgraph import Graph, run_stack
 
 ZERO_TRUST_STACK_FILE = REPO / "Pulumi.zero-trust.yaml"
@@ -21,11 +24,6 @@ TUTORIAL_CLIENTS = ("sleep", "notsleep")
 
 def graph_of(stack_file: Path) -> Graph:
     return run_stack(stack_config(stack_file), stack_name(stack_file))
-
-
-@pytest.fixture(scope="module")
-def dev_graph() -> Graph:
-    return graph_of(DEV_STACK_FILE)
 
 
 @pytest.fixture(scope="module")
@@ -60,25 +58,45 @@ def test_stacks_can_run_side_by_side() -> None:
     assert len({c.ingress_host_port for c in kind}) == len(kind)
 
 
-# --- dev: the tutorial ----------------------------------------------------------------------------------------
+# --- dev: the tutorial, as shipped and as a user may edit it -------------------------------------------------
+
+# Edits within README's documented ranges: the dev stack stays the tutorial, and these tests stay green.
+DEV_EDITS: dict[str, dict[str, dict[str, Any]]] = {
+    "as shipped": {},
+    # Several edits in one file (one graph each costs a fifth of a second).
+    "workers, profile, ports, namespace, nodeImage, name": {
+        "cluster": {"workers": 3, "ingressHostPort": 9090, "ingressNodePort": 31000,
+                    "nodeImage": "kindest/node:v1.35.0", "name": "mesh"},
+        "istio": {"resourceProfile": "chart-defaults"},
+        "app": {"namespace": "bookinfo"},
+    },
+    "ingress=gateway-api": {"app": {"ingress": "gateway-api"}},
+}
+
+
+@pytest.fixture(scope="module", params=list(DEV_EDITS), ids=list(DEV_EDITS))
+def dev(request: pytest.FixtureRequest) -> tuple[StackConfig, Graph]:
+    config = stack_config(DEV_STACK_FILE, **DEV_EDITS[request.param])
+    return config, run_stack(config, "dev")
+
 
 @pytest.mark.parametrize("client", TUTORIAL_CLIENTS)
-def test_dev_lets_both_tutorial_clients_reach_productpage(dev_graph: Graph, client: str) -> None:
-    namespace = stack_config(DEV_STACK_FILE).app.namespace
-    assert authz.request(dev_graph, namespace, client, "productpage") == authz.Verdict(True)
+def test_dev_lets_both_tutorial_clients_reach_productpage(dev: tuple[StackConfig, Graph], client: str) -> None:
+    config, graph = dev
+    assert authz.request(graph, config.app.namespace, client, "productpage") == authz.Verdict(True)
 
 
-def test_dev_has_no_authorization_policy_as_in_the_tutorial(dev_graph: Graph) -> None:
-    assert dev_graph.of_type(authz.AUTHZ) == []
+def test_dev_has_no_authorization_policy_as_in_the_tutorial(dev: tuple[StackConfig, Graph]) -> None:
+    assert dev[1].of_type(authz.AUTHZ) == []
 
 
-def test_dev_verify_expects_no_denial(dev_graph: Graph) -> None:
-    assert dev_graph.outputs["verify"]["expectDenied"] == []
+def test_dev_verify_expects_no_denial(dev: tuple[StackConfig, Graph]) -> None:
+    assert dev[1].outputs["verify"]["expectDenied"] == []
 
 
 def test_the_reader_sees_a_denial_when_the_dev_stack_denies_notsleep_again() -> None:
     """The checks above bite: the same dev stack with the tests' own allow-list denies notsleep."""
-    graph = run_stack(dev_config(security=L4_ZERO_TRUST))
+    graph = run_stack(stack_config(DEV_STACK_FILE, security=L4_ZERO_TRUST))
     namespace = graph.outputs["appNamespace"]
     assert authz.request(graph, namespace, "notsleep", "productpage") == authz.Verdict(False, "ztunnel")
     assert authz.request(graph, namespace, "sleep", "productpage").allowed
@@ -134,16 +152,27 @@ def tutorial_checks() -> list[str]:
     return [line for line in lines if not line.startswith(DONE_BY_THE_STACK)]
 
 
-def test_try_it_is_the_tutorials_checks_in_order(dev_graph: Graph) -> None:
-    config = stack_config(DEV_STACK_FILE)
+def tutorial_checks_for(config: StackConfig) -> list[str]:
+    """The tutorial's checks, with the in-cluster ingress address of the stack's ingress (the tutorial's is the
+    Istio ingress gateway's)."""
+    ingress = in_cluster_ingress(config)
+    return [c.replace(f"http://{catalog.INGRESS_RELEASE}.{catalog.ISTIO_NAMESPACE}/", f"http://{ingress}/")
+            for c in tutorial_checks()]
+
+
+def test_try_it_is_the_tutorials_checks_in_order(dev: tuple[StackConfig, Graph]) -> None:
+    """Verbatim but for the kubectl context (and the namespace, where it is not `default`)."""
+    config, graph = dev
     context = f"kubectl --context kind-{config.cluster.name} "
-    commands = dev_graph.outputs["tryIt"]
+    namespace = f" -n {config.app.namespace} exec " if config.app.namespace != "default" else " exec "
+    commands = graph.outputs["tryIt"]
     assert all(context in command for command in commands)
-    assert [command.replace(context, "kubectl ") for command in commands] == tutorial_checks()
+    assert [command.replace(context, "kubectl ").replace(namespace, " exec ")
+            for command in commands] == tutorial_checks_for(config)
 
 
 def test_try_it_names_a_non_default_namespace() -> None:
-    commands = run_stack(dev_config(app={"namespace": "bookinfo"})).outputs["tryIt"]
+    commands = run_stack(base_config(app={"namespace": "bookinfo"})).outputs["tryIt"]
     exec_commands = [c for c in commands if " exec " in c]
     assert exec_commands and all(" -n bookinfo exec " in c for c in exec_commands)
 
@@ -153,5 +182,4 @@ def test_zero_trust_shows_each_denial(zero_trust_graph: Graph) -> None:
     assert "exit 56" in checks["deniedAtL4"] and "deploy/notsleep" in checks["deniedAtL4"]
     assert "403" in checks["deniedAtL7"] and "-X DELETE" in checks["deniedAtL7"]
     assert "403" in checks["notsleepDenied"]
-    assert not {"notsleepDenied", "deniedAtL4", "deniedAtL7"} & set(run_stack(stack_config(DEV_STACK_FILE)).outputs[
-        "moreChecks"])
+    assert not {"notsleepDenied", "deniedAtL4", "deniedAtL7"} & set(graph_of(DEV_STACK_FILE).outputs["moreChecks"])

@@ -588,12 +588,23 @@ def test_a_missing_waypoint_fails(run_verify: Any) -> None:
     assert run.check("pods-ready:default")["summary"] == "missing workloads: waypoint"
 
 
-def test_an_unreachable_cluster_fails_every_check_with_the_kubectl_error(run_verify: Any) -> None:
-    run = run_verify(FakeCluster(unreachable=True), "--attempts", "1", "--wait", "0")
+def test_an_unreachable_cluster_stops_verify_at_the_first_sign(run_verify: Any) -> None:
+    cluster = FakeCluster(unreachable=True)
+    run = run_verify(cluster, "--wait", "60")
     assert run.code == 1
-    assert {c["name"] for c in run.report["checks"] if c["status"] == "fail"} >= {
-        "pods-ready:istio-system", "ambient-label", "curl:sleep"}
-    assert "was refused" in run.check("pods-ready:istio-system")["evidence"][0]
+    [check] = run.report["checks"]  # nothing after the first check: each would only repeat it
+    assert check["name"] == "pods-ready:istio-system" and "unreachable" in check["summary"]
+    assert "was refused" in check["summary"]
+    assert len(cluster.kubectl_calls("get")) == 1 and not cluster.sleeps  # no retries against a dead server
+    assert run.output.count("was refused") <= 3
+
+
+def test_a_curl_refused_inside_the_pod_is_not_an_unreachable_cluster(run_verify: Any) -> None:
+    cluster = FakeCluster()
+    cluster.curls[("notsleep", PRODUCTPAGE_URL)] = [curl_failed(7, "Failed to connect to productpage port 9080: "
+                                                                      "Connection refused")]
+    run = run_verify(cluster, "--attempts", "1")
+    assert run.report["failed"] == ["curl:notsleep"]
 
 
 def test_core_mode_runs_only_the_core_checks(run_verify: Any) -> None:
@@ -702,12 +713,16 @@ def test_a_verify_output_object_sets_what_the_stack_expects() -> None:
     assert settings.host_url == HOST_URL
 
 
-def test_no_pulumi_falls_back_to_kubectls_own_kubeconfig() -> None:
+def test_without_stack_outputs_or_a_target_verify_refuses_to_guess() -> None:
+    """kubectl's current context could be anyone's cluster."""
     cluster = FakeCluster()
     out = io.StringIO()
-    assert verify.main(["--host-url", HOST_URL], runner=cluster, out=out) == 0
-    assert "no Pulumi stack outputs" in out.getvalue()
-    assert all(c[1] == "get" or c[1] in ("exec", "logs") for c in cluster.calls if c[0] == "kubectl")
+    assert verify.main(["--host-url", HOST_URL], runner=cluster, out=out) == 2
+    [line] = out.getvalue().splitlines()
+    assert line.startswith("verify: no target:") and "--context" in line
+    assert not [c for c in cluster.calls if c[0] == "kubectl"]
+    # Named explicitly, it runs.
+    assert verify.main(["--context", "kind-ambient", "--host-url", HOST_URL], runner=cluster, out=io.StringIO()) == 0
 
 
 def test_the_kubeconfig_can_come_from_an_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:

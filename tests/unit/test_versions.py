@@ -9,7 +9,7 @@ import pytest
 from components.model import versions
 from components.model.config import GATEWAY_API_MODES, ConfigError
 from components.model.validate import parse_config
-from tests.conftest import dev_raw_config
+from tests.conftest import base_raw_config
 from tools.testkit import schemas
 
 
@@ -60,7 +60,7 @@ def test_versions_outside_the_table_are_refused_naming_the_key(overrides: dict[s
                                                                accepted: str) -> None:
     section, field = key.split(".")
     with pytest.raises(ConfigError) as raised:
-        parse_config(dev_raw_config(**overrides))
+        parse_config(base_raw_config(**overrides))
     message = str(raised.value)
     assert message.startswith(f"invalid config ambient-mesh:{key}: got {overrides[section][field]!r}; accepted: ")
     assert accepted in message and "\n" not in message
@@ -84,7 +84,7 @@ GOOD_PAIRS = _good_pairs()
 
 @pytest.mark.parametrize("overrides", [c[1] for c in GOOD_PAIRS], ids=[c[0] for c in GOOD_PAIRS])
 def test_versions_inside_the_table_are_accepted(overrides: dict[str, dict[str, Any]]) -> None:
-    config = parse_config(dev_raw_config(**overrides))
+    config = parse_config(base_raw_config(**overrides))
     assert config.gateway_api.version == overrides["gatewayApi"]["version"]
     assert config.cluster.node_image == (overrides.get("cluster", {}).get("nodeImage") or None)
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from components.model.config import StackConfig
-from tests.conftest import L4_ZERO_TRUST, dev_config
+from tests.conftest import L4_ZERO_TRUST, base_config
 from tools.testkit.mockgraph import Graph, Registration, run_stack
 
 AUTHZ = "kubernetes:security.istio.io/v1:AuthorizationPolicy"
@@ -27,7 +27,7 @@ ALL_ON: dict[str, dict[str, Any]] = {
 
 def zero_trust_config(**overrides: dict[str, Any]) -> StackConfig:
     """The dev stack with the tests' own zero-trust slice under the given overrides (the dev stack has no policy)."""
-    return dev_config(**{**overrides, "security": {**L4_ZERO_TRUST, **overrides.get("security", {})}})
+    return base_config(**{**overrides, "security": {**L4_ZERO_TRUST, **overrides.get("security", {})}})
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_every_principal_is_a_workload_of_the_stack(overrides: dict[str, dict[st
 
 
 def test_permissive_mtls_and_no_l4_policy() -> None:
-    graph = run_stack(dev_config(security={"mtls": "permissive", "productpageClients": [], "defaultDeny": False}))
+    graph = run_stack(base_config(security={"mtls": "permissive", "productpageClients": [], "defaultDeny": False}))
     [mtls] = graph.of_type("kubernetes:security.istio.io/v1:PeerAuthentication")
     assert mtls.inputs["spec"]["mtls"]["mode"] == "PERMISSIVE"
     assert not graph.of_type(AUTHZ)

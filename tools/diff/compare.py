@@ -496,8 +496,24 @@ def _cascade(result: StackDiff, old_items: Mapping[str, Item], new_items: Mappin
                             "counted as recreated with the cluster")
         return
     touched = {change.filename for change in result.changes}
+    # Commands triggered by the cluster command's id (read its kubeconfig, load images into it) run again on a new
+    # cluster: under mocks an id is `<resource name>-id`, so the trigger shows no change of its own.
+    cluster_ids = {f"{item.resource_name}-id" for item in new_items.values() if item.role == "kindcluster"}
     for name in sorted(set(old_items) & set(new_items)):
         item = new_items[name]
+        triggers = item.body.get("triggers") if item.role == "command" else None
+        if cause == "recreated with the kind cluster" and isinstance(triggers, list) and cluster_ids & {
+                str(trigger) for trigger in triggers}:
+            reason = "runs again on the new cluster (its trigger is the cluster's id)"
+            existing = [change for change in result.changes if change.filename == name]
+            if existing:
+                existing[0].op, existing[0].cascade, existing[0].rerun = "replace", True, not item.body.get("delete")
+                existing[0].reasons = [reason + " (and its own change)"]
+            else:
+                result.unchanged -= 1
+                result.changes.append(ObjectChange("replace", name, item.role, item.kind, item.title, [reason], [],
+                                                   cascade=True, rerun=not item.body.get("delete")))
+            continue
         if item.role not in IN_CLUSTER_ROLES:
             continue
         if name in touched:

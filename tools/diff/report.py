@@ -111,7 +111,8 @@ def reruns(report: Report) -> list[tuple[str, ObjectChange]]:
 
 
 def cascaded(stack: StackDiff) -> list[ObjectChange]:
-    return [change for change in stack.changes if change.cascade]
+    """What is recreated with the cluster (commands that only run again on it are listed under "run again")."""
+    return [change for change in stack.changes if change.cascade and not change.rerun]
 
 
 def detail_lines(change: ObjectChange, max_fields: int = 0) -> list[str]:

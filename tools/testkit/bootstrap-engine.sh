@@ -47,7 +47,7 @@ mkdir -p "$BIN" "$STAMPS" "$WORK" "$PLUGINS"
 log() { printf '[bootstrap-engine %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-command -v go >/dev/null || die "go is not installed (the engine tier builds from Go modules)"
+command -v go >/dev/null || die "Go is not installed: the engine tier builds from Go modules with Go 1.26 or newer (https://go.dev/doc/install); the unit and schema tiers do not need it"
 GO=(nice -n 10 go)
 
 # A fresh wrapper module under the cache: $1 = dir name, $2 = module path, $3 = go directive line(s).

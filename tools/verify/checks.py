@@ -28,7 +28,7 @@ from tools.verify.mesh import (
     WAYPOINT_POD_LABEL,
     Status,
 )
-from tools.verify.runner import Kubectl, KubectlError, Result, Runner
+from tools.verify.runner import ClusterUnreachable, Kubectl, KubectlError, Result, Runner
 from tools.verify.ztunnel import ZtunnelEvent, hbone_evidence, parse_ztunnel_logs
 
 # --- checks -------------------------------------------------------------------------------------------------
@@ -190,6 +190,15 @@ class Verifier:
             self.say(f"[{index}/{len(steps)}] {name} ...")
             try:
                 check = step()
+            except ClusterUnreachable as error:
+                check = Check(name, "fail", f"the API server is unreachable: {error}", [],
+                              "Is the cluster running? `kind get clusters`, `kubectl cluster-info`; for a stack, "
+                              "the stack's own context is in `pulumi stack output verify`.")
+                check.name = name
+                self.checks.append(check)
+                self.report_check(check)
+                self.say(f"verify: FAILED - stopped at {name}: the API server is unreachable ({error})")
+                return self.checks
             except KubectlError as error:
                 check = Check(name, "fail", "kubectl failed", [str(error)],
                               "Is the cluster reachable with this kubeconfig/context? Try `kubectl get nodes`.")

@@ -136,9 +136,12 @@ def main(argv: Sequence[str] | None = None, runner: Runner | None = None, out: T
     # The smoke check (kubeconfig from the environment) runs inside `pulumi up`: never ask Pulumi from there.
     if not args.no_stack_outputs and not args.kubeconfig_env:
         outputs = stack_outputs(runner, args.stack)
-        if outputs is None:
-            print("verify: no Pulumi stack outputs (no pulumi CLI, or no selected stack): using flags and "
-                  "kubectl's own kubeconfig", file=out)
+        if outputs is None and not (args.context or args.kubeconfig):
+            # kubectl's current context may be anyone's cluster: never guess.
+            print("verify: no target: no Pulumi stack outputs (no pulumi CLI, no selected stack, or "
+                  "PULUMI_CONFIG_PASSPHRASE unset) and no --context/--kubeconfig; run `make verify` with the stack "
+                  "selected, or pass e.g. --context kind-ambient", file=out)
+            return 2
     settings, content = build_settings(args, outputs)
     if args.kubeconfig_env and content is None and args.kubeconfig is None:
         print(f"verify: ${args.kubeconfig_env} is empty: using kubectl's own kubeconfig", file=out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 import urllib.error
@@ -74,13 +75,27 @@ class Kubectl:
             self.prefix += ["--context", context]
 
     def __call__(self, *args: str, timeout: float = 60.0) -> Result:
-        return self.runner.run([*self.prefix, *args], timeout=timeout)
+        result = self.runner.run([*self.prefix, *args], timeout=timeout)
+        if result.returncode != 0:
+            unreachable = _UNREACHABLE.search(result.stderr)
+            if unreachable:
+                raise ClusterUnreachable(unreachable.group(0).strip())
+        return result
 
     def json(self, *args: str) -> Any:
         result = self(*args, "-o", "json")
         if result.returncode != 0:
             raise KubectlError(result)
         return json.loads(result.stdout)
+
+
+# kubectl's own words when it cannot reach the API server (not a curl error inside `kubectl exec`).
+_UNREACHABLE = re.compile(r"^(The connection to the server \S+ was refused.*|Unable to connect to the server: .*)$",
+                          re.MULTILINE)
+
+
+class ClusterUnreachable(Exception):
+    """The API server did not answer: every further check would only repeat that."""
 
 
 class KubectlError(Exception):

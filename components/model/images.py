@@ -1,0 +1,191 @@
+"""Which container images the stack runs, where they land, and how they get there once.
+
+On kind, every node's containerd pulls what lands on it, anonymously: a DaemonSet's image once per node, a
+Deployment's wherever its pod is scheduled. The dev stack makes 16 such pulls from Docker Hub on a fresh cluster, and
+Docker Hub allows an anonymous IP address 10 pulls an hour: the rest fail with `toomanyrequests`, as ImagePullBackOff.
+With `cluster.preloadImages` (the default on kind) the stack pulls each image once on the host, with the host's
+Docker (and its `docker login`, if any), and side-loads it into the nodes; nothing in the cluster pulls.
+
+Every image is derived, not listed: the Istio ones from the releases' values as the charts render them (hub, image
+name, tag, and the variant Istio's `ambient` profile selects), Bookinfo's and curl's from their pins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from components.model import catalog, versions
+from components.model.charts import IstioReleases, Release, istio_releases
+from components.model.config import ClusterConfig, StackConfig
+from components.model.kind import node_names
+from components.model.specs import bookinfo_image
+from components.model.topology import ingress_gateway
+
+# The image each chart's pods run (the `image` default of istiod's, cni's and ztunnel's values.yaml).
+CHART_IMAGES = {"istiod": "pilot", "cni": "install-cni", "ztunnel": "ztunnel"}
+# Every Envoy the mesh starts: the gateway chart's `image: auto` (istiod's injector fills it in), waypoints,
+# Gateway API gateways and sidecars. It takes istiod's hub, tag and variant.
+PROXY_IMAGE = "proxyv2"
+# The variant each of Istio's profiles selects: manifests/helm-profiles/ambient.yaml sets `global.variant:
+# distroless`. A chart given the profile renders `<image>:<tag>-distroless`; one without it (ztunnel here) plain.
+PROFILE_VARIANTS = {catalog.ISTIO_PROFILE: "distroless"}
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Pods of one kind: what they run and where."""
+
+    namespace: str
+    name: str
+    images: tuple[str, ...]
+    per_node: bool = False  # a DaemonSet: one pod on every node (Istio's tolerate the control plane's taint)
+    replicas: int = 1
+
+
+def istio_image(release: Release, image: str) -> str:
+    """`<hub>/<image>:<tag>[-<variant>]` as the charts' templates build it, from the release's values."""
+    values: dict[str, Any] = release.values
+    shared: dict[str, Any] = values.get("global") or {}
+    hub = values.get("hub") or shared.get("hub") or versions.ISTIO_IMAGE_HUB
+    tag = values.get("tag") or shared.get("tag") or release.version
+    profile = values.get("profile") or shared.get("profile")
+    variant = values.get("variant") or shared.get("variant") or PROFILE_VARIANTS.get(profile or "", "")
+    return f"{hub}/{image}:{tag}" + (f"-{variant}" if variant else "")
+
+
+def workloads(config: StackConfig) -> list[Workload]:
+    """Every pod template the stack starts, directly or through Istio (gateways, waypoint, sidecar)."""
+    releases: IstioReleases = istio_releases(config.istio, None)  # the gateway runs istiod's proxy image
+    proxy = istio_image(releases.istiod, PROXY_IMAGE)
+    system, app = catalog.ISTIO_NAMESPACE, config.app.namespace
+    found = [
+        Workload(system, "istiod", (istio_image(releases.istiod, CHART_IMAGES["istiod"]),),
+                 replicas=int(releases.istiod.values.get("replicaCount", 1))),
+        Workload(system, "istio-cni-node", (istio_image(releases.cni, CHART_IMAGES["cni"]),), per_node=True),
+        Workload(system, "ztunnel", (istio_image(releases.ztunnel, CHART_IMAGES["ztunnel"]),), per_node=True),
+    ]
+    gateway = ingress_gateway(config)
+    if gateway is not None:
+        found.append(Workload(gateway[0], gateway[1], (proxy,)))
+    if config.waypoint.mode != "none":
+        found.append(Workload(app, config.waypoint.name, (proxy,)))
+    for service in catalog.BOOKINFO:
+        for version in service.versions:
+            found.append(Workload(app, f"{service.name}-{version}", (
+                bookinfo_image(versions.BOOKINFO_IMAGE_REGISTRY, service.name, version, config.app.bookinfo_tag),)))
+    found += [Workload(app, client, (versions.CURL_IMAGE,)) for client in catalog.CLIENT_NAMES]
+    if config.sidecar.enabled:
+        found.append(Workload(config.sidecar.namespace, catalog.SIDECAR_CLIENT, (versions.CURL_IMAGE, proxy)))
+    return found
+
+
+def images(config: StackConfig) -> list[str]:
+    """Every image the stack runs, once each, sorted."""
+    return sorted({image for workload in workloads(config) for image in workload.images})
+
+
+def node_pulls(config: StackConfig) -> int:
+    """Registry pulls when the nodes pull for themselves on a fresh cluster: a DaemonSet's image on every node, a
+    Deployment's once per replica (replicas that share a node share a pull; counted apart, as the worst case)."""
+    nodes = config.cluster.nodes
+    return sum((nodes if w.per_node else w.replicas) * len(w.images) for w in workloads(config))
+
+
+@dataclass(frozen=True)
+class Preload:
+    """What goes into which nodes: DaemonSets' images into every node, the rest where Deployments run."""
+
+    every_node: tuple[str, ...]
+    every_node_images: tuple[str, ...]
+    workers: tuple[str, ...]
+    worker_images: tuple[str, ...]
+
+    @property
+    def images(self) -> tuple[str, ...]:
+        return tuple(sorted({*self.every_node_images, *self.worker_images}))
+
+
+def preload(config: StackConfig) -> Preload:
+    """kind taints its control plane when there are workers: Deployments' pods go to the workers only."""
+    control_plane, workers = node_names(config.cluster)
+    everywhere = sorted({i for w in workloads(config) if w.per_node for i in w.images})
+    elsewhere = sorted({i for w in workloads(config) for i in w.images} - set(everywhere))
+    every_node = (control_plane, *workers)
+    if not workers:
+        return Preload(every_node, tuple(sorted(everywhere + elsewhere)), (), ())
+    return Preload(every_node, tuple(everywhere), tuple(workers), tuple(elsewhere))
+
+
+# --- the commands ----------------------------------------------------------------------------------------------
+
+# The host's platform, which kind's nodes share: `linux/amd64`, `linux/arm64`.
+_PLATFORM = "platform=$(docker version --format '{{.Server.Os}}/{{.Server.Arch}}')"
+
+# Pulls what the host's Docker does not have yet: a later `up`, even of a new cluster, pulls nothing. A refused pull
+# stops the update before any chart is installed, with what to do.
+PULL_SCRIPT = f"""set -eu
+{_PLATFORM}
+for image in $IMAGES; do
+  if docker image inspect --format '{{{{.Id}}}}' "$image" >/dev/null 2>&1; then
+    echo "have  $image"
+    continue
+  fi
+  echo "pull  $image"
+  if ! output=$(docker pull --quiet --platform "$platform" "$image" 2>&1); then
+    echo "$output" >&2
+    case "$output" in
+      *toomanyrequests*|*"rate limit"*)
+        echo "Docker Hub refused the pull: anonymous pulls are limited to 10 an hour per IP address." >&2
+        echo "Fix: docker login (a free account has a higher limit), or wait and run make up again: the images" >&2
+        echo "pulled so far are kept and not pulled again." >&2 ;;
+    esac
+    exit 1
+  fi
+done
+"""
+
+# Loads only what a node lacks (a new Bookinfo tag loads six images, not eleven). One platform per archive: under
+# Docker's containerd image store a plain `docker save` writes the image's whole index, blobs of platforms never
+# pulled included, and kind's import fails on them (kubernetes-sigs/kind#3795, the cause of `kind load docker-image`'s
+# "content digest ... not found"). Docker before 28 has no `save --platform`: there the plain save holds the one
+# platform it pulled.
+LOAD_SCRIPT = f"""set -eu
+{_PLATFORM}
+archive=$(mktemp "${{TMPDIR:-/tmp}}/ambient-mesh-images.XXXXXX")
+trap 'rm -f "$archive"' EXIT
+load() {{
+  nodes=$1
+  shift
+  missing=""
+  for image in "$@"; do
+    for node in $(echo "$nodes" | tr ',' ' '); do
+      if ! docker exec "$node" ctr --namespace=k8s.io images list --quiet "name==$image" | grep -q .; then
+        missing="$missing $image"
+        break
+      fi
+    done
+  done
+  [ -n "$missing" ] || return 0
+  echo "load $missing -> $nodes"
+  docker image save --platform "$platform" -o "$archive" $missing 2>/dev/null ||
+    docker image save -o "$archive" $missing
+  kind load image-archive "$archive" --name "$CLUSTER_NAME" --nodes "$nodes"
+}}
+load "$EVERY_NODE" $EVERY_NODE_IMAGES
+load "$WORKER_NODES" $WORKER_IMAGES
+"""
+
+
+def pull_environment(plan: Preload) -> dict[str, str]:
+    return {"IMAGES": " ".join(plan.images)}
+
+
+def load_environment(cluster: ClusterConfig, plan: Preload) -> dict[str, str]:
+    return {
+        "CLUSTER_NAME": cluster.name,
+        "EVERY_NODE": ",".join(plan.every_node),
+        "EVERY_NODE_IMAGES": " ".join(plan.every_node_images),
+        "WORKER_NODES": ",".join(plan.workers),
+        "WORKER_IMAGES": " ".join(plan.worker_images),
+    }
