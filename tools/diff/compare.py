@@ -23,7 +23,8 @@ providers' own rules are written down here:
 - a local command's `triggers` (pulumi-command marks them replaceOnChanges); a command without a delete step (the
   smoke check) replaced only runs again: counted as a replace, not flagged as destructive;
 - the kind cluster's config: kind cannot reshape a cluster, so the cluster is deleted and created again, and with it
-  every object in it (counted as replaced: "recreated with the kind cluster");
+  every object in it (counted as replaced: "recreated with the kind cluster"); the commands whose trigger is the
+  cluster command's id (read its kubeconfig, load images into it) run again on the new cluster;
 - the provider pointing at another cluster (its context or kubeconfig changes, or the kind cluster comes or goes):
   every object is created in the new cluster and deleted from the old one.
 

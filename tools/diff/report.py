@@ -150,7 +150,7 @@ def text(report: Report, max_fields: int = 0) -> str:
         for stack in report.stacks:
             if cascaded(stack):
                 out.append(f"  {stack.stack}: {len(cascaded(stack))} objects replaced with it: "
-                           f"{_names(cascaded(stack))}")
+                           f"{_names(cascaded(stack), limit=6)}")
     if reruns(report):
         out += ["", "Run again: " + "; ".join(f"{stack_name}: {change.title}" for stack_name, change in reruns(report))]
     helm = [(stack.stack, change) for stack in report.stacks for change in stack.helm]
