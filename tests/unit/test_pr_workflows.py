@@ -41,6 +41,7 @@ def test_plan_job_diffs_every_stack_against_the_base() -> None:
     assert plan["steps"][0]["with"]["fetch-depth"] == 0  # the base commit is there for git archive
     run = step(plan, "Plan diff against the base")["run"]
     assert 'python -m tools.diff --base "${BASE_SHA}"' in run and "--json build/prdiff/plan.json" in run
+    assert run.startswith("set -o pipefail")  # the runner's bash -e alone would let `| tee` hide a failure
     [upload] = [s for s in plan["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
     assert upload["with"]["name"] == "plan-diff"
 
