@@ -11,7 +11,7 @@ PULUMI_BACKEND_URL := file://$(STATE_DIR)
 endif
 export PULUMI_BACKEND_URL
 
-.PHONY: help venv doctor state up preview diff destroy diagnose test lint typecheck lint-workflows test-policy render verify test-e2e engine test-engine graph report bench
+.PHONY: help venv doctor state up preview diff destroy diagnose test test-schema test-tools check lint typecheck lint-workflows test-policy render verify test-e2e engine test-engine graph report bench
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -52,8 +52,16 @@ diagnose: $(BIN)/python ## the pods that are not ready and why: events, image pu
 	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/python -m tools.diagnose --stack $(STACK)
 
-test: venv ## unit + schema tests: mocks only, no cluster, no network
+test: venv ## unit tier: the model, each component and the whole graph under mocks; no cluster, no network
 	$(BIN)/python -m pytest -q -n auto
+
+test-schema: venv ## schema tier: every rendered object of every stack and switch against the published schemas
+	$(BIN)/python -m pytest -q -n auto -m schema
+
+test-tools: venv ## tools tier: render, diff (on git clones), doctor and the workflows' steps run end to end
+	$(BIN)/python -m pytest -q -n auto -m tools
+
+check: lint typecheck test test-schema test-tools ## everything CI runs before the engine tier
 
 lint: venv ## ruff (lint + import order) and the layer contracts of components/ (import-linter)
 	$(BIN)/ruff check .

@@ -33,8 +33,9 @@ from tools.testkit import schemas
 from tools.testkit.mockgraph import Graph
 
 # Without the pinned schema modules (no Go to fetch them) this tier says so instead of failing on a traceback.
-pytestmark = pytest.mark.skipif(bool(schemas.missing_modules()),
-                                reason=f"{schemas.NEEDS_GO}: missing {', '.join(schemas.missing_modules())}")
+pytestmark = [pytest.mark.schema,
+              pytest.mark.skipif(bool(schemas.missing_modules()),
+                                 reason=f"{schemas.NEEDS_GO}: missing {', '.join(schemas.missing_modules())}")]
 
 # --- the configurations rendered ----------------------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ from tools.diff.compare import Item, Report, diff_stack, field_changes
 from tools.diff.snapshot import Snapshot, build_report, from_render
 from tools.testkit import mockgraph
 
+pytestmark = pytest.mark.tools
+
 Overrides = dict[str, dict[str, dict[str, Any]]]  # stack -> section -> key -> value
 
 

@@ -15,8 +15,9 @@ import pytest
 
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.skipif(shutil.which("git") is None or shutil.which("make") is None,
-                                reason="needs git and make")
+pytestmark = [pytest.mark.tools,
+              pytest.mark.skipif(shutil.which("git") is None or shutil.which("make") is None,
+                                 reason="needs git and make")]
 
 
 def git(repo: Path, *args: str) -> str:

@@ -13,10 +13,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import REPO
 from tests.unit.test_pr_comment import FAKE_GH
 from tests.unit.test_workflows import pins, workflow
 from tools.diff import comment, post
+
+pytestmark = pytest.mark.tools
 
 FIXTURE = REPO / "tests" / "unit" / "fixtures" / "prdiff"
 

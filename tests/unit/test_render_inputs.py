@@ -6,10 +6,13 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import REPO, base_config
 from tools import render
+
+pytestmark = pytest.mark.tools
 
 
 def files(**overrides: dict) -> dict[str, render.Rendered]:
