@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from components.bookinfo import Bookinfo, BookinfoArgs
 from components.model import versions
 from tests.conftest import base_config
-from tools.testkit.mockgraph import Graph, Registration, run_stack
+from tools.testkit.mockgraph import Graph, Registration, build_component, run_stack
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
@@ -123,7 +124,9 @@ def test_notsleep_prefers_nodes_away_from_productpage(graph: Graph) -> None:
 
 
 def test_image_tag_follows_config() -> None:
-    graph = run_stack(base_config(app={"bookinfoTag": "1.19.1"}))
+    config = base_config(app={"bookinfoTag": "1.19.1"})
+    graph = build_component(lambda: Bookinfo("bookinfo", BookinfoArgs(
+        "default", versions.BOOKINFO_IMAGE_REGISTRY, config.app.bookinfo_tag)))
     images = {pod(d)["containers"][0]["image"] for d in graph.of_type(DEPLOYMENT)}
     assert {i.rsplit(":", 1)[1] for i in images if "bookinfo" in i} == {"1.19.1"}
 

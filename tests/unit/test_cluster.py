@@ -6,10 +6,11 @@ from pathlib import Path
 
 import yaml
 
+from components.cluster import Cluster, ClusterArgs
 from components.model.kind import kind_config
 from components.model.outputs import verify_hints
 from tests.conftest import base_config
-from tools.testkit.mockgraph import run_stack
+from tools.testkit.mockgraph import build_component, run_stack
 
 
 def test_kind_config_has_a_control_plane_and_the_configured_workers() -> None:
@@ -66,7 +67,8 @@ def test_existing_cluster_creates_nothing_and_uses_kubeconfig_and_context(tmp_pa
 
 
 def test_existing_cluster_by_context_only_uses_the_default_kubeconfig() -> None:
-    graph = run_stack(base_config(cluster={"provider": "existing", "context": "minikube"}))
+    config = base_config(cluster={"provider": "existing", "context": "minikube"})
+    graph = build_component(lambda: Cluster("cluster", ClusterArgs(config.cluster)))
     provider = graph.get("cluster-provider").inputs
     assert provider["context"] == "minikube" and "kubeconfig" not in provider
 

@@ -243,6 +243,7 @@ BOOKINFO_DEPLOYMENTS = {f"bookinfo-{d}" for d in ("details-v1", "ratings-v1", "r
                                                   "reviews-v3", "productpage-v1")}
 
 
+@pytest.mark.tools  # three whole graphs: the harness's prediction, end to end
 def test_the_mocks_predict_which_resources_the_change_touches() -> None:
     raw = harness.stack_config(NAMES, 18080)
     # The smoke check re-runs on any config change: it checks what the change did. New Bookinfo images are pulled

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from components.istio import IstioAmbient, IstioArgs
 from components.model import charts, versions
+from components.model.config import StackConfig
 from tests.conftest import base_config, local_charts
-from tools.testkit.mockgraph import Graph, Registration, run_stack
+from tools.testkit.mockgraph import Graph, Registration, build_component
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -78,14 +80,20 @@ def test_chart_defaults_total_what_the_charts_request() -> None:
     assert (total.cpu_millicores, total.memory_mib) == (500 + 300 + 600 + 100, 2048 + 300 + 1536 + 128)
 
 
+def istio_alone(config: StackConfig) -> Graph:
+    """The IstioAmbient component alone, from the config's Istio slice (cheaper than the whole stack)."""
+    return build_component(lambda: IstioAmbient("istio", IstioArgs(charts.istio_releases(
+        config.istio, config.cluster.ingress_node_port))))
+
+
 def test_chart_defaults_profile_leaves_resources_to_the_charts() -> None:
-    graph = run_stack(base_config(istio={"resourceProfile": "chart-defaults"}))
+    graph = istio_alone(base_config(istio={"resourceProfile": "chart-defaults"}))
     for release in graph.of_type(RELEASE):
         assert "resources" not in release.inputs["values"], release.inputs["name"]
 
 
 def test_local_chart_directory(tmp_path: Path) -> None:
-    graph = run_stack(base_config(istio={"repository": str(local_charts(tmp_path))}))
+    graph = istio_alone(base_config(istio={"repository": str(local_charts(tmp_path))}))
     for release in graph.of_type(RELEASE):
         assert release.inputs["chart"].startswith(f"{tmp_path.resolve()}/")
         assert "repositoryOpts" not in release.inputs
@@ -93,6 +101,6 @@ def test_local_chart_directory(tmp_path: Path) -> None:
 
 
 def test_oci_repository() -> None:
-    graph = run_stack(base_config(istio={"repository": "oci://ghcr.io/istio/release/charts/"}))
+    graph = istio_alone(base_config(istio={"repository": "oci://ghcr.io/istio/release/charts/"}))
     charts = {r.inputs["chart"] for r in graph.of_type(RELEASE)}
     assert "oci://ghcr.io/istio/release/charts/istiod" in charts

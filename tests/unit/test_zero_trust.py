@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from components.model import policy
 from components.model.config import StackConfig
 from tests.conftest import L4_ZERO_TRUST, base_config
 from tools.testkit.mockgraph import Graph, Registration, run_stack
@@ -101,10 +102,9 @@ def test_every_principal_is_a_workload_of_the_stack(overrides: dict[str, dict[st
 
 
 def test_permissive_mtls_and_no_l4_policy() -> None:
-    graph = run_stack(base_config(security={"mtls": "permissive", "productpageClients": [], "defaultDeny": False}))
-    [mtls] = graph.of_type("kubernetes:security.istio.io/v1:PeerAuthentication")
-    assert mtls.inputs["spec"]["mtls"]["mode"] == "PERMISSIVE"
-    assert not graph.of_type(AUTHZ)
+    config = base_config(security={"mtls": "permissive", "productpageClients": [], "defaultDeny": False})
+    assert policy.peer_authentication_spec(config) == {"mtls": {"mode": "PERMISSIVE"}}
+    assert policy.app_policies(config) == {}
 
 
 def test_default_deny_keeps_bookinfo_calls_allowed() -> None:
@@ -117,7 +117,7 @@ def test_default_deny_keeps_bookinfo_calls_allowed() -> None:
     assert principals(specs["ratings-l4"]) == {f"{ns}/bookinfo-reviews"}
     assert "sleep-l4" not in specs and "notsleep-l4" not in specs
     # Nobody listed for productpage: allow-nothing covers it; no ALLOW rule with an empty principal list.
-    specs = policies(run_stack(zero_trust_config(security={"defaultDeny": True, "productpageClients": []})))
+    specs = policy.app_policies(zero_trust_config(security={"defaultDeny": True, "productpageClients": []}))
     assert "productpage-l4" not in specs and "allow-nothing" in specs
     assert all(principals(spec) for name, spec in specs.items() if name != "allow-nothing")
 
