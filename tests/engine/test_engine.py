@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -183,7 +185,8 @@ class Steps:
             self.steps.append((op, pre.metadata.type, pre.metadata.urn.rsplit("::", 1)[-1]))
 
     def changes(self) -> list[tuple[str, str, str]]:
-        return [step for step in self.steps if step[0] != "same"]
+        """Every step that changes something (a --refresh preview also reports each read as a `refresh` step)."""
+        return [step for step in self.steps if step[0] not in ("same", "refresh")]
 
 
 # --- the dev stack as a user has it ---------------------------------------------------------------------------
@@ -234,6 +237,8 @@ class Engine:
     istiod: Istiod
     stack: auto.Stack
     workdir: Path
+    backend: Path
+    cache: Path
 
     def config(self, istio_label: str | None = None) -> dict[str, Any]:
         return kwok_config(self.kwok.kubeconfig, self.name, istio_label)
@@ -259,7 +264,7 @@ def engine_for(stack_name: str, root: Path, istio_label: str | None = None,
             if proposed_graph:
                 (workdir / "engine-proposed-graph.json").write_text(json.dumps(proposed_graph), encoding="utf-8")
             stack = new_stack(workdir, "engine", root / "backend", root / "cache")
-            engine = Engine(stack_name, cluster, istiod, stack, workdir)
+            engine = Engine(stack_name, cluster, istiod, stack, workdir, root / "backend", root / "cache")
             try:
                 yield engine
             finally:
@@ -493,11 +498,16 @@ def test_destroy_leaves_the_cluster_clean(engine: Engine) -> None:
     kwok, stack = engine.kwok, engine.stack
     before = (stack.export_stack().deployment or {}).get("resources", [])
     assert before, "nothing to destroy: test_up_creates_everything did not run"
+    timeline = Timeline()
     started = time.monotonic()
-    result = stack.destroy()
+    result = stack.destroy(on_event=timeline)
     record(f"destroy_{engine.name}_s", time.monotonic() - started)
     assert result.summary.result == "succeeded"
     assert (stack.export_stack().deployment or {}).get("resources", []) == []
+    # Destroy runs the graph backwards: what needs a release goes before it (the ambient label before ztunnel and
+    # istio-cni; cni, ztunnel and the gateway before istiod; istiod before base's CRDs).
+    print("destroy order:", timeline.release_order())
+    assert timeline.order_violations(DESTROY_RULES) == [], timeline.release_order()
     namespace = engine.config()["app"]["namespace"]
     kept, leftovers = kept_by_design(kwok, kwok.user_objects())
     print("kept by design:\n  " + "\n  ".join(kept))
@@ -518,6 +528,15 @@ ISTIO_UPGRADE_RULES = (
     ("istio-istiod", "istio-cni"),
     ("istio-istiod", "istio-ztunnel"),
     ("istio-istiod", "istio-ingress-gateway"),
+)
+# Destroy: (first, then): `then` may start only once `first` is deleted.
+DESTROY_RULES = (
+    ("ambient-label", "istio-ztunnel"),
+    ("ambient-label", "istio-cni"),
+    ("istio-cni", "istio-istiod"),
+    ("istio-ztunnel", "istio-istiod"),
+    ("istio-ingress-gateway", "istio-istiod"),
+    ("istio-istiod", "istio-base"),
 )
 # The change proposed for components/istio.py (measured here through engine_main.py, not the stack's graph).
 PROPOSED_GRAPH = {"istio-cni": ["istio-istiod"]}
@@ -560,7 +579,8 @@ class Timeline:
         return out
 
     def release_order(self) -> list[str]:
-        return [f"{kind} {name}" for _, kind, op, name, _ in self.events if name in ISTIO_RELEASES and op != "same"]
+        return [f"{kind} {op} {name}" for _, kind, op, name, _ in self.events
+                if (name in ISTIO_RELEASES or name == "ambient-label") and op != "same"]
 
 
 def release_chart_versions(stack: auto.Stack) -> dict[str, str]:
@@ -587,7 +607,7 @@ def test_upgrade_previews_updates_only_and_applies_istio_order(graph: str, tmp_p
         started = time.monotonic()
         engine.stack.up(on_event=install)
         record(f"upgrade_install_{graph}_graph_s", time.monotonic() - started)
-        spans = {name: install.span(name) for name in ISTIO_RELEASES + ("ambient-namespace-label",)}
+        spans = {name: install.span(name) for name in ISTIO_RELEASES + ("ambient-label",)}
         record(f"upgrade_install_{graph}_graph_last_release_done_s",
                max(span[1] for name, span in spans.items() if span and name in ISTIO_RELEASES))
         print(f"install ({graph} graph), seconds from up's start:", json.dumps(spans))
@@ -615,3 +635,159 @@ def test_upgrade_previews_updates_only_and_applies_istio_order(graph: str, tmp_p
             pytest.xfail("components/istio.py lets istio-cni upgrade before istiod (it depends only on its "
                          f"namespace); PROPOSED_GRAPH fixes it: {violations}")
         assert violations == [], (violations, upgrade.release_order())
+
+
+# --- faults: an interrupted up, drift, destroy after a partial up -------------------------------------------------
+
+
+def start_up_cli(engine: Engine, log: Path) -> subprocess.Popen[bytes]:
+    """`pulumi up` as a user runs it, in its own session (a terminal's process group), output to `log`."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [str(engine_cache() / "bin" / "pulumi"), "up", "--yes", "--skip-preview", "--non-interactive",
+             "--stack", "engine"],
+            cwd=engine.workdir, env={**os.environ, **engine_env(engine.backend, engine.cache)}, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def helm_releases(kwok: KwokCluster) -> dict[str, str]:
+    """Helm's own records in the cluster: release name -> status (its Secrets, latest revision)."""
+    items = kwok.get_json("secrets", "-A", "-l", "owner=helm")["items"]
+    latest: dict[str, tuple[int, str]] = {}
+    for item in items:
+        labels = item["metadata"]["labels"]
+        revision = int(labels.get("version", "0"))
+        if revision >= latest.get(labels["name"], (-1, ""))[0]:
+            latest[labels["name"]] = (revision, labels.get("status", ""))
+    return {name: status for name, (_, status) in latest.items()}
+
+
+def interrupt_up(engine: Engine, sig: signal.Signals, log: Path) -> tuple[int, dict[str, str]]:
+    """Start `pulumi up`, signal its process group while Helm installs istiod, wait; (exit code, Helm's records)."""
+    process = start_up_cli(engine, log)
+    deadline = time.monotonic() + 180
+    while "istiod" not in helm_releases(engine.kwok):
+        assert process.poll() is None, log.read_text(encoding="utf-8")[-3000:]
+        assert time.monotonic() < deadline, "istiod's Helm install never started"
+        time.sleep(0.2)
+    os.killpg(process.pid, sig)
+    code = process.wait(timeout=300)
+    return code, helm_releases(engine.kwok)
+
+
+def pending_operations(stack: auto.Stack) -> list[str]:
+    deployment = stack.export_stack().deployment or {}
+    return [f"{op.get('type')} {op['resource']['urn'].rsplit('::', 1)[-1]}"
+            for op in deployment.get("pending_operations") or []]
+
+
+def release_names_in_state(stack: auto.Stack) -> set[str]:
+    return {str((r.get("outputs") or {}).get("name")) for r in (stack.export_stack().deployment or {}).get(
+        "resources", []) if r.get("type") == RELEASE}
+
+
+def forget_orphaned_releases(engine: Engine) -> list[str]:
+    """Helm records of releases the stack's state does not hold (a create the killed CLI never saved): delete the
+    record, keep the objects; the next `up` installs the release again and Helm adopts them (they carry its
+    ownership annotations). `helm uninstall` would do too but also delete the objects."""
+    known = release_names_in_state(engine.stack)
+    orphans = [name for name in helm_releases(engine.kwok) if name not in known]
+    for name in orphans:
+        engine.kwok.kubectl("delete", "secret", "-n", "istio-system", "-l", f"owner=helm,name={name}")
+    return orphans
+
+
+def converges(engine: Engine) -> dict[str, int]:
+    """`up` succeeds and a preview after it has nothing to do; the up's operation counts."""
+    result = engine.stack.up()
+    assert result.summary.result == "succeeded"
+    steps = Steps()
+    engine.stack.preview(on_event=steps)
+    assert steps.changes() == [], steps.changes()
+    return summary(result)
+
+
+@pytest.fixture(scope="module")
+def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """The zero-trust stack (AuthorizationPolicies, a waypoint) on its own kwok cluster, for the fault tests."""
+    with engine_for("zero-trust", tmp_path_factory.mktemp("faults")) as made:
+        yield made
+
+
+def test_up_interrupted_by_sigint_then_up_converges(faults: Engine, tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the process group) while Helm installs istiod: Pulumi cancels Helm's wait, saves what it
+    did, releases the lock; the next plain `up` finishes the job (it upgrades the release Helm left failed)."""
+    code, releases = interrupt_up(faults, signal.SIGINT, tmp_path / "up.log")
+    assert code != 0
+    assert pending_operations(faults.stack) == []
+    print("Helm after SIGINT:", releases)
+    started = time.monotonic()
+    ops = converges(faults)
+    record("up_after_sigint_s", time.monotonic() - started)
+    assert set(ops) <= {"create", "update", "same"}, ops
+
+
+def test_up_killed_then_cancel_refresh_up_converges(faults: Engine, tmp_path: Path) -> None:
+    """SIGKILL of the process group mid-up: the stack stays locked, the creates in flight stay pending, Helm may
+    hold a release the state never got. Recovery (README): pulumi cancel; pulumi refresh --clear-pending-creates;
+    forget the Helm records of releases the state lacks; pulumi up."""
+    faults.stack.destroy()
+    code, releases = interrupt_up(faults, signal.SIGKILL, tmp_path / "up.log")
+    assert code == -signal.SIGKILL
+    print("Helm after SIGKILL:", releases, "pending:", pending_operations(faults.stack))
+    with pytest.raises(auto.ConcurrentUpdateError, match="currently locked"):
+        faults.stack.refresh()
+    faults.stack.cancel()
+    assert pending_operations(faults.stack), "a killed up left no pending operation"
+    faults.stack.refresh(clear_pending_creates=True)
+    assert pending_operations(faults.stack) == []
+    print("orphaned Helm releases forgotten:", forget_orphaned_releases(faults))
+    started = time.monotonic()
+    converges(faults)
+    record("up_after_sigkill_recovery_s", time.monotonic() - started)
+
+
+def test_drift_is_previewed_and_restored(faults: Engine) -> None:
+    """kubectl removes the ambient label and deletes an AuthorizationPolicy: preview --refresh shows both, up
+    --refresh puts both back."""
+    kwok, stack = faults.kwok, faults.stack
+    namespace = faults.config()["app"]["namespace"]
+    policies = [(r["outputs"]["metadata"]["name"], r["urn"].rsplit("::", 1)[-1])
+                for r in (stack.export_stack().deployment or {}).get("resources", [])
+                if r.get("type") == "kubernetes:security.istio.io/v1:AuthorizationPolicy"
+                and r["outputs"]["metadata"].get("namespace") == namespace]
+    assert policies, "the stack has no AuthorizationPolicy in the app namespace"
+    policy, policy_resource = policies[0]
+    kwok.kubectl("label", "namespace", namespace, "istio.io/dataplane-mode-")
+    kwok.kubectl("delete", "authorizationpolicies.security.istio.io", policy, "-n", namespace)
+
+    steps = Steps()
+    preview = stack.preview(refresh=True, on_event=steps)
+    changed = {(op, name) for op, _, name in steps.changes()}
+    print("preview --refresh:", sorted(changed), summary(preview))
+    assert ("update", "ambient-label") in changed, changed
+    assert ("create", policy_resource) in changed, changed
+
+    started = time.monotonic()
+    result = stack.up(refresh=True)
+    record("up_refresh_restores_drift_s", time.monotonic() - started)
+    assert result.summary.result == "succeeded"
+    labels = kwok.get_json("namespace", namespace)["metadata"].get("labels", {})
+    assert labels.get("istio.io/dataplane-mode") == "ambient", labels
+    kwok.kubectl("get", "authorizationpolicies.security.istio.io", policy, "-n", namespace)
+    steps = Steps()
+    stack.preview(refresh=True, on_event=steps)
+    assert steps.changes() == [], steps.changes()
+
+
+def test_destroy_after_a_partial_up(faults: Engine, tmp_path: Path) -> None:
+    """An up cut short by SIGINT, then destroy: it succeeds and leaves only what Istio keeps by design."""
+    faults.stack.destroy()
+    code, _ = interrupt_up(faults, signal.SIGINT, tmp_path / "up.log")
+    assert code != 0
+    partial = (faults.stack.export_stack().deployment or {}).get("resources", [])
+    assert partial, "the interrupted up saved nothing"
+    result = faults.stack.destroy()
+    assert result.summary.result == "succeeded"
+    kept, leftovers = kept_by_design(faults.kwok, faults.kwok.user_objects())
+    assert leftovers == [], "\n".join(leftovers)
