@@ -6,9 +6,9 @@ test_engine.py copies this file into its throw-away project as __main__.py and l
 program.py; a user's stack never runs it. Today the only values override is the istiod release's webhook URLs
 (see tests/engine/istiod.py).
 
-engine-proposed-graph.json (resource name -> names of resources it should also depend on), when present, adds
-dependencies: the upgrade test uses it to measure a graph change proposed for components/istio.py beside the
-stack's own graph. Never present in the other tests.
+engine-graph-variant.json ({"add": {name: [names]}, "remove": {name: [names]}}), when present, adds or removes
+depends_on edges by resource name: the upgrade test uses it to measure another graph (components/istio.py before
+a change, say) beside the stack's own. Never present in the other tests.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import pulumi
 
 OVERRIDES_FILE = Path.cwd() / "engine-tier-values.json"
-PROPOSED_GRAPH_FILE = Path.cwd() / "engine-proposed-graph.json"
+GRAPH_VARIANT_FILE = Path.cwd() / "engine-graph-variant.json"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
@@ -38,19 +38,28 @@ def read_json(path: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else {}
 
 
-def added_dependencies(extra: dict[str, list[str]]) -> Any:
-    """A transformation adding depends_on edges by resource name (the resources named must be registered first)."""
+def graph_variant(add: dict[str, list[str]], remove: dict[str, list[str]]) -> Any:
+    """A transformation adding or removing depends_on edges by resource name (each resource named must be
+    registered before the one whose edges change)."""
     seen: dict[str, pulumi.Resource] = {}
 
     def apply(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
         seen[args.name] = args.resource
-        wanted = extra.get(args.name)
-        if not wanted:
+        wanted, unwanted = add.get(args.name, []), remove.get(args.name, [])
+        if not wanted and not unwanted:
             return None
-        missing = [name for name in wanted if name not in seen]
+        missing = [name for name in wanted + unwanted if name not in seen]
         if missing:
-            raise ValueError(f"engine-proposed-graph.json: {args.name} needs {missing}, not registered before it")
-        opts = pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(depends_on=[seen[n] for n in wanted]))
+            raise ValueError(f"engine-graph-variant.json: {args.name} names {missing}, not registered before it")
+        drop = [seen[name] for name in unwanted]
+        current = args.opts.depends_on if args.opts is not None else None
+        existing: list[Any] = list(current) if isinstance(current, list) else [current] if current else []
+        kept = [d for d in existing if not any(d is r for r in drop)]
+        if len(existing) - len(kept) != len(drop):
+            raise ValueError(f"engine-graph-variant.json: {args.name} does not depend on all of {unwanted}")
+        edges: list[Any] = kept + [seen[name] for name in wanted]
+        opts = pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions())
+        opts.depends_on = edges
         return pulumi.ResourceTransformationResult(props=args.props, opts=opts)
 
     return apply
@@ -74,9 +83,9 @@ def main() -> None:
     by_release = read_json(OVERRIDES_FILE)
     if by_release:
         pulumi.runtime.register_stack_transformation(transform(by_release))
-    proposed = read_json(PROPOSED_GRAPH_FILE)
-    if proposed:
-        pulumi.runtime.register_stack_transformation(added_dependencies(proposed))
+    variant = read_json(GRAPH_VARIANT_FILE)
+    if variant:
+        pulumi.runtime.register_stack_transformation(graph_variant(variant.get("add", {}), variant.get("remove", {})))
     runpy.run_path(str(Path.cwd() / "program.py"), run_name="__main__")
 
 
