@@ -17,6 +17,7 @@ Timings go to $AMBIENT_MESH_ENGINE_CACHE/engine-test-times.json (see bench/engin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -676,9 +677,34 @@ def interrupt_up(engine: Engine, sig: signal.Signals, log: Path) -> tuple[int, d
         assert process.poll() is None, log.read_text(encoding="utf-8")[-3000:]
         assert time.monotonic() < deadline, "istiod's Helm install never started"
         time.sleep(0.2)
+    # The CLI's plugins (language host, provider) run in process groups of their own: note them now and end the
+    # ones the interrupted CLI left behind (the language host outlives even a SIGINT; a user's would linger too).
+    plugins = descendants(process.pid)
     os.killpg(process.pid, sig)
     code = process.wait(timeout=300)
+    time.sleep(1)
+    for pid in plugins:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+            print(f"ended pid {pid}, left running by the interrupted CLI")
     return code, helm_releases(engine.kwok)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (Linux /proc), children first."""
+    out: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            children = [int(c) for c in (task / "children").read_text(encoding="utf-8").split()]
+        except OSError:
+            continue
+        for child in children:
+            out += [child, *descendants(child)]
+    return out
 
 
 def pending_operations(stack: auto.Stack) -> list[str]:
