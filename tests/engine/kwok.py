@@ -58,6 +58,8 @@ class KwokCluster:
     name: str
     workdir: Path
     nodes: int = 2
+    # Label selector of pods kwok must leave alone (their status is someone else's: tests/engine/istiod.py).
+    disregard: str | None = None
     bin_dir: Path = field(default_factory=engine_bin)
     log: list[str] = field(default_factory=list)
 
@@ -101,9 +103,19 @@ class KwokCluster:
         kubectl = kubectl_binary()
         if kubectl:
             options["kubectlBinary"] = kubectl
-        config = {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokctlConfiguration", "options": options}
+        documents: list[dict[str, object]] = [
+            {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokctlConfiguration", "options": options}]
+        if self.disregard:
+            # kwokctl hands KwokConfiguration documents to the kwok controller, which then takes this one as is:
+            # the fields kwok v0.8.0 defaults (+default in its v1alpha1 types) are repeated, or they stay zero.
+            documents.append({"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokConfiguration",
+                              "options": {"disregardStatusWithLabelSelector": self.disregard,
+                                          "cidr": "10.0.0.0/24", "podPlayStageParallelism": 4,
+                                          "nodePlayStageParallelism": 4, "nodeLeaseParallelism": 4,
+                                          "podsOnNodeSyncParallelism": 1, "enablePodsOnNodeSyncListPager": True,
+                                          "enablePodsOnNodeSyncStreamWatch": False}})
         # kwokctl reads YAML; JSON is YAML.
-        self.config_file.write_text(json.dumps(config, indent=2), encoding="utf-8")
+        self.config_file.write_text("\n---\n".join(json.dumps(d, indent=2) for d in documents), encoding="utf-8")
 
     def create(self, timeout: float = 240) -> None:
         missing = missing_binaries(CONTROL_PLANE)
@@ -169,8 +181,10 @@ class KwokCluster:
 
     @classmethod
     @contextmanager
-    def start(cls, workdir: Path, nodes: int = 2, name: str | None = None) -> Iterator[KwokCluster]:
-        cluster = cls(name=name or f"engine-{uuid.uuid4().hex[:8]}", workdir=Path(workdir), nodes=nodes)
+    def start(cls, workdir: Path, nodes: int = 2, name: str | None = None,
+              disregard: str | None = None) -> Iterator[KwokCluster]:
+        cluster = cls(name=name or f"engine-{uuid.uuid4().hex[:8]}", workdir=Path(workdir), nodes=nodes,
+                      disregard=disregard)
         try:
             cluster.create()
             yield cluster

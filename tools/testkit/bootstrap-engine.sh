@@ -4,7 +4,9 @@
 #   module is not served by the proxy), the kubernetes provider, the command provider (or, as the proxy does not
 #   serve it, the project's stand-in for command:local:Command), and a container-free Kubernetes control plane
 #   (kube-apiserver, kube-controller-manager, kube-scheduler, etcd) driven by kwok/kwokctl; then installs the
-#   providers as plugins into $CACHE/pulumi-home, offline. bench/engine-bootstrap.md has the times and the gaps.
+#   providers as plugins into $CACHE/pulumi-home, offline; and extracts Istio's own charts and Gateway API's own
+#   CRDs from pinned, checksum-verified Go modules (tests/engine/upstream.py). bench/engine-bootstrap.md has the
+#   times and the gaps.
 #
 # Idempotent: each piece has a stamp file holding its pin; a piece whose stamp matches and whose outputs exist is
 # reused, a piece whose pin changed is rebuilt. Nothing is downloaded but Go modules from the module proxy.
@@ -35,9 +37,11 @@ WORK=$CACHE/work
 PLUGINS=$CACHE/plugins
 TIMES=$CACHE/times.log
 JOBS=${ENGINE_BUILD_JOBS:-2}
-PIECES=(pulumi language-python kubernetes-provider command-provider kube-control-plane kubectl etcd kwok plugins)
-# Pieces whose failure does not fail the bootstrap (the command provider only serves kind mode).
-OPTIONAL=(command-provider)
+PIECES=(pulumi language-python kubernetes-provider command-provider kube-control-plane kubectl etcd kwok plugins
+  upstream-charts pilot-discovery helm)
+# Pieces whose failure does not fail the bootstrap (the command provider only serves kind mode; helm only the
+# side-by-side figure in bench/).
+OPTIONAL=(command-provider helm)
 
 export CGO_ENABLED=0
 export GOFLAGS="-mod=mod -buildvcs=false"
@@ -308,6 +312,49 @@ build_plugins() {
   PULUMI_HOME=$CACHE/pulumi-home "$BIN/pulumi" plugin ls
 }
 
+# --- Istio's charts and Gateway API's CRDs -------------------------------------------------------------------
+# istio.io/istio (snapshots standing in for the pinned release) and sigs.k8s.io/gateway-api, pinned by version and
+# go.sum hash in tests/engine/upstream.py, which also re-hashes each zip and extracts into $CACHE/upstream.
+UPSTREAM=$REPO_DIR/tests/engine/upstream.py
+upstream_pin() { sha256sum "$UPSTREAM" | cut -c1-12; }
+build_upstream_charts() {
+  AMBIENT_MESH_ENGINE_CACHE=$CACHE python3 "$UPSTREAM" fetch
+}
+
+# --- istiod (pilot-discovery) -------------------------------------------------------------------------------
+# Istio's control plane from the same istio.io/istio snapshot as the charts (the stack's pin, 1.31.1): the engine
+# tests run it out of cluster against kwok as the real Gateway controller and the real injection and validation
+# webhook server (tests/engine/istiod.py). istio.io/istio has no replace directives.
+ISTIOD_LABEL=1.31.1
+istiod_module() { AMBIENT_MESH_ENGINE_CACHE=$CACHE python3 "$UPSTREAM" istio-module "$ISTIOD_LABEL"; }
+build_pilot_discovery() {
+  local module version gomod ldflags
+  read -r module version < <(istiod_module)
+  cd "$(new_module pilot-discovery ambient-mesh.local/engine/pilot 'go 1.26.0')"
+  gomod=$(go mod download -json "$module@$version" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
+  { printf 'module ambient-mesh.local/engine/pilot\n\n'; grep -E '^(go|godebug) ' "$gomod"; } >go.mod
+  go mod edit -require="$module@$version"
+  # Istio's own build stamps pkg/version; here: the label the charts carry, and the snapshot it really is.
+  ldflags="-s -w -X istio.io/istio/pkg/version.buildVersion=$ISTIOD_LABEL"
+  ldflags+=" -X istio.io/istio/pkg/version.buildGitRevision=${version##*-}"
+  ldflags+=" -X istio.io/istio/pkg/version.buildTag=$version -X istio.io/istio/pkg/version.buildStatus=Clean"
+  "${GO[@]}" build -p "$JOBS" -trimpath -ldflags "$ldflags" -o "$BIN/pilot-discovery" \
+    istio.io/istio/pilot/cmd/pilot-discovery
+  "$BIN/pilot-discovery" version --short
+}
+
+# --- helm CLI (bench/engine_side_by_side.py only) ------------------------------------------------------------
+# The Helm the kubernetes provider embeds (its go.mod: helm.sh/helm/v3 v3.18.6), as a CLI: the plain
+# `helm install --wait` the stack is compared with.
+HELM_VERSION=v3.18.6
+build_helm() {
+  cd "$(new_module helm ambient-mesh.local/engine/helm 'go 1.24.0')"
+  go mod edit -require="helm.sh/helm/v3@$HELM_VERSION"
+  "${GO[@]}" build -p "$JOBS" -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    -o "$BIN/helm" helm.sh/helm/v3/cmd/helm
+  "$BIN/helm" version --short
+}
+
 run_piece() {
   case $1 in
     pulumi) piece pulumi "$PULUMI_VERSION" build_pulumi "$BIN/pulumi" ;;
@@ -322,6 +369,13 @@ run_piece() {
     etcd) piece etcd "$ETCD_VERSION" build_etcd "$BIN/etcd" ;;
     kwok) piece kwok "$KWOK_VERSION+$KUBERNETES_VERSION" build_kwok "$BIN/kwok" "$BIN/kwokctl" ;;
     plugins) piece plugins "$(plugins_pin)" build_plugins "$CACHE/pulumi-home/plugins" ;;
+    upstream-charts)
+      local outputs=()
+      mapfile -t outputs < <(AMBIENT_MESH_ENGINE_CACHE=$CACHE python3 "$UPSTREAM" outputs)
+      piece upstream-charts "$(upstream_pin)" build_upstream_charts "${outputs[@]}" ;;
+    helm) piece helm "$HELM_VERSION" build_helm "$BIN/helm" ;;
+    pilot-discovery) piece pilot-discovery "$(istiod_module | tr ' ' @)=$ISTIOD_LABEL" build_pilot_discovery \
+      "$BIN/pilot-discovery" ;;
     *) die "unknown piece '$1' (pieces: ${PIECES[*]})" ;;
   esac
 }
