@@ -14,8 +14,8 @@ from components.model import catalog
 from components.model.config import ConfigError
 from components.model.validate import parse_config
 from components.stack import load_config
-from tests.conftest import REPO, base_raw_config, local_charts
-from tools.testkit.mockgraph import EchoMocks, RecordingMonitor
+from tests.conftest import base_raw_config, local_charts
+from tools.testkit.mockgraph import run_main
 
 # --- keys that are not where the program reads them --------------------------------------------------------------
 
@@ -107,19 +107,6 @@ def test_a_bundle_that_is_not_gateway_apis_is_refused_naming_the_key(tmp_path: P
 def test_a_bad_bundle_stops_the_program_before_any_resource(tmp_path: Path) -> None:
     source = tmp_path / "crds.yaml"
     BUNDLES["HTML"](source)
-    echo = EchoMocks()
-    monitor = RecordingMonitor(echo)
-    pulumi.runtime.set_mocks(echo, project=catalog.PROJECT, stack="dev", preview=False, monitor=monitor)
-    pulumi.runtime.set_all_config({f"{catalog.PROJECT}:gatewayApi": f'{{"source": "{source}"}}'})
-
-    @pulumi.runtime.test
-    def program() -> None:
-        main = (REPO / "__main__.py").read_text()
-        exec(compile(main, "__main__.py", "exec"), {"__name__": "__main__"})  # noqa: S102 - our own program
-
-    try:
-        with pytest.raises(pulumi.RunError, match=r"ambient-mesh:gatewayApi\.source"):
-            program()
-        assert monitor.registrations == []
-    finally:
-        pulumi.runtime.set_all_config({})
+    registrations, error = run_main({f"{catalog.PROJECT}:gatewayApi": f'{{"source": "{source}"}}'})
+    assert isinstance(error, pulumi.RunError) and "ambient-mesh:gatewayApi.source" in str(error), error
+    assert registrations == []

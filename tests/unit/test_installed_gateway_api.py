@@ -15,8 +15,8 @@ from components.model import gateway_api, versions
 from components.model.config import PROJECT, ClusterConfig, StackConfig
 from components.model.gateway_api import ClusterUnreadable, InstalledBundle, decide
 from components.stack import build_stack
-from tests.conftest import GATEWAY_API_FIXTURE, REPO, base_config
-from tools.testkit.mockgraph import EchoMocks, RecordingMonitor
+from tests.conftest import GATEWAY_API_FIXTURE, base_config
+from tools.testkit.mockgraph import EchoMocks, RecordingMonitor, run_main
 
 MAJOR, MINOR, PATCH = (versions.release_key(versions.GATEWAY_API_VERSION) or (0, 0, 0))[:3]
 PINNED = versions.GATEWAY_API_VERSION
@@ -193,18 +193,7 @@ def test_an_unreadable_cluster_is_a_warning(monkeypatch: pytest.MonkeyPatch) -> 
 def test_main_checks_the_cluster_with_the_kubectl_reader(monkeypatch: pytest.MonkeyPatch) -> None:
     """__main__ (what `pulumi up` runs) passes read_installed: a conflicting cluster stops it before any resource."""
     monkeypatch.setattr(gateway_api, "read_installed", lambda cluster: InstalledBundle(NEWER_MINOR))
-    monitor = mocked()
-    pulumi.runtime.set_all_config({f"{PROJECT}:cluster": '{"provider": "existing", "context": "minikube"}',
-                                   f"{PROJECT}:gatewayApi": f'{{"source": "{GATEWAY_API_FIXTURE}"}}'})
-
-    @pulumi.runtime.test
-    def program() -> None:
-        main = (REPO / "__main__.py").read_text()
-        exec(compile(main, "__main__.py", "exec"), {"__name__": "__main__"})  # noqa: S102 - our own program
-
-    try:
-        with pytest.raises(pulumi.RunError, match=NEWER_MINOR):
-            program()
-        assert monitor.registrations == []
-    finally:
-        pulumi.runtime.set_all_config({})
+    registrations, error = run_main({f"{PROJECT}:cluster": '{"provider": "existing", "context": "minikube"}',
+                                     f"{PROJECT}:gatewayApi": f'{{"source": "{GATEWAY_API_FIXTURE}"}}'})
+    assert isinstance(error, pulumi.RunError) and NEWER_MINOR in str(error), error
+    assert registrations == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -197,3 +198,27 @@ def build_component(program: Callable[[], Any]) -> Graph:
     """One component (or a few) built alone under mocks, e.g. with a slice config of its own."""
     registrations, _ = record(program)
     return Graph(registrations, None)
+
+
+MAIN = Path(__file__).resolve().parents[2] / "__main__.py"
+
+
+def run_main(config: dict[str, str]) -> tuple[list[Registration], Exception | None]:
+    """The project's own __main__.py under mocks with this stack config (`ambient-mesh:<section>` -> JSON), as `pulumi
+    up` would run it: what it registered, and the error it stopped with (None when it ran through)."""
+    echo = EchoMocks()
+    monitor = RecordingMonitor(echo)
+    pulumi.runtime.set_mocks(echo, project=PROJECT, stack="dev", preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(config)
+
+    @pulumi.runtime.test
+    def program() -> None:
+        exec(compile(MAIN.read_text(encoding="utf-8"), "__main__.py", "exec"), {"__name__": "__main__"})  # noqa: S102
+
+    try:
+        program()
+        return monitor.registrations, None
+    except Exception as error:  # noqa: BLE001 - handed to the test, which says which error it expects
+        return monitor.registrations, error
+    finally:
+        pulumi.runtime.set_all_config({})
