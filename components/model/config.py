@@ -101,6 +101,11 @@ class GatewayApiConfig:
         return self.mode == "install"
 
     @property
+    def local_source(self) -> bool:
+        """A configured local file (read at start-up), not a URL or the release's default download."""
+        return bool(self.source) and not _URL.match(self.source)
+
+    @property
     def resolved_source(self) -> str:
         return self.source or versions.GATEWAY_API_RELEASE_URL.format(version=self.version)
 

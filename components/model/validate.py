@@ -21,11 +21,10 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
     return config
 
 
-def _app_names() -> set[str]:
-    """Services and ServiceAccounts the stack creates in the app namespace (a waypoint's own must not collide)."""
-    names = {*catalog.BOOKINFO_SERVICES, *map(catalog.bookinfo_account, catalog.BOOKINFO_SERVICES),
-             *catalog.CLIENT_NAMES, catalog.GATEWAY_API_INGRESS_DEPLOYMENT, f"{catalog.BOOKINFO_GATEWAY}-nodeport"}
-    return names
+# Services and ServiceAccounts the stack creates in the app namespace (a waypoint's own must not collide).
+APP_NAMES = frozenset({*catalog.BOOKINFO_SERVICES, *map(catalog.bookinfo_account, catalog.BOOKINFO_SERVICES),
+                       *catalog.CLIENT_NAMES, catalog.GATEWAY_API_INGRESS_DEPLOYMENT,
+                       f"{catalog.BOOKINFO_GATEWAY}-nodeport"})
 
 
 def _check_sources(config: StackConfig) -> None:
@@ -39,8 +38,7 @@ def _check_sources(config: StackConfig) -> None:
                               "a local directory with one sub-directory per chart ("
                               + ", ".join(c.chart for c in needed) + "), each with its Chart.yaml; missing: "
                               + ", ".join(missing))
-    if config.gateway_api.install and not config.gateway_api.source.startswith(("http://", "https://")) \
-            and config.gateway_api.source:
+    if config.gateway_api.install and config.gateway_api.local_source:
         bundle(config.gateway_api)  # a local file: read and checked now (a URL is fetched by the stack, checked then)
 
 
@@ -53,10 +51,10 @@ def _check_together(config: StackConfig) -> None:
     for name in config.waypoint.services:
         if name not in catalog.BOOKINFO_SERVICES:
             raise ConfigError("waypoint.services", name, "Bookinfo services: " + ", ".join(catalog.BOOKINFO_SERVICES))
-    if config.waypoint.mode != "none" and config.waypoint.name in _app_names():
+    if config.waypoint.mode != "none" and config.waypoint.name in APP_NAMES:
         raise ConfigError("waypoint.name", config.waypoint.name,
                           "a name that no Service or ServiceAccount of the app namespace has (istiod names the "
-                          "waypoint's own after it): not " + ", ".join(sorted(_app_names())))
+                          "waypoint's own after it): not " + ", ".join(sorted(APP_NAMES)))
     if config.security.l7_clients and not config.waypoint.covers(catalog.PRODUCTPAGE):
         raise ConfigError("security.l7Clients", list(config.security.l7_clients),
                           "an empty list unless a waypoint serves productpage (waypoint.mode namespace, or services "
