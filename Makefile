@@ -86,7 +86,7 @@ engine: ## build the engine tier (Pulumi CLI, providers, kwok control plane) int
 	tools/testkit/bootstrap-engine.sh
 
 test-engine: venv engine ## real Pulumi engine + kubernetes provider against a local kwok cluster, offline
-	$(BIN)/python -m pytest -m engine tests/engine tests/unit/test_engine_diff.py -v -rs
+	$(BIN)/python -m pytest -m engine tests/engine -v -rs
 
 render: venv ## write every object the stack creates to render/ (offline) and validate it against the schemas
 	$(BIN)/python -m tools.render --validate

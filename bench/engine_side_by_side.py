@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from components.model.validate import parse_config
-from tests.engine.engine_main import merge
+from tests.engine.engine_main import chart_name, merge
 from tests.engine.istiod import LABEL, Istiod
 from tests.engine.kwok import KwokCluster, engine_bin, engine_cache
 from tests.engine.test_engine import kwok_config, new_stack, project_copy
@@ -76,8 +76,8 @@ def plain_install(cluster: KwokCluster, config: dict[str, Any], tier_values: dic
             continue
         release = releases[name]
         values = workdir / f"values-{name}.yaml"
-        values.write_text(yaml.safe_dump(merge(release.get("values") or {}, tier_values.get(name, {}))),
-                          encoding="utf-8")
+        overrides = tier_values.get(chart_name(release["chart"]), {})
+        values.write_text(yaml.safe_dump(merge(release.get("values") or {}, overrides)), encoding="utf-8")
         run([*helm, "install", name, f"{release['repository']}/{release['chart']}", "--namespace",
              release["namespace"], "--wait", "--timeout", "10m", "--values", str(values)])
     run([*kubectl, "apply", "--server-side", "-f", str(rest_dir)])
@@ -102,8 +102,8 @@ def one_run(way: str, stack_file: str, root: Path) -> float:
             Istiod(cluster, root / "istiod") as istiod:
         config = kwok_config(cluster.kubeconfig, stack_file)
         if way == "plain":
-            return plain_install(cluster, config, istiod.release_values(), root / "plain")
-        workdir = project_copy(root / "project", "engine", config, tier_values=istiod.release_values())
+            return plain_install(cluster, config, istiod.chart_values(), root / "plain")
+        workdir = project_copy(root / "project", "engine", config, tier_values=istiod.chart_values())
         stack = new_stack(workdir, "engine", root / "backend", root / "cache")
         started = time.monotonic()
         result = stack.up()

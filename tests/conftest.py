@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from components.model.config import StackConfig, read_stack_file
 from components.model.validate import parse_config
-from tools.testkit.mockgraph import Graph, run_stack
+
+if TYPE_CHECKING:
+    from tools.testkit.mockgraph import Graph
 
 REPO = Path(__file__).resolve().parent.parent
 DEV_STACK_FILE = REPO / "Pulumi.dev.yaml"
@@ -18,6 +20,33 @@ DEV_STACK_FILE = REPO / "Pulumi.dev.yaml"
 STACK_FILES = sorted(REPO.glob("Pulumi.*.yaml"))
 # Our own small stand-in for the Gateway API bundle: unit tests never touch the network.
 GATEWAY_API_FIXTURE = REPO / "tests" / "fixtures" / "gateway-api-crds.yaml"
+
+
+# The tiers with a directory of their own, every test in it marked with the tier (tests/unit/test_layers.py checks):
+# a run whose -m expression deselects a tier does not import its directory at all (the unit tier then collects in
+# half the time, in each xdist worker).
+TIER_DIRECTORIES = ("schema", "engine", "e2e")
+
+
+def tier_deselected(tier: str, markexpr: str) -> bool:
+    """Whether `-m markexpr` deselects every test that carries the `tier` marker and no other."""
+    if not markexpr:
+        return False
+    try:
+        from _pytest.mark.expression import Expression  # noqa: PLC0415 - pytest's own -m parser, not public API
+    except ImportError:  # moved: collect everything, as without this shortcut
+        return False
+
+    def matcher(name: str, /, **_kwargs: str | int | bool | None) -> bool:
+        return name == tier
+
+    return not Expression.compile(markexpr).evaluate(matcher)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if collection_path.parent == Path(__file__).parent and collection_path.name in TIER_DIRECTORIES:
+        return tier_deselected(collection_path.name, config.option.markexpr) or None
+    return None
 
 
 def stack_name(stack_file: Path) -> str:
@@ -59,6 +88,10 @@ def base_stack_config() -> StackConfig:
 @pytest.fixture(scope="session")
 def graph() -> Graph:
     """The baseline config's stack, evaluated once under mocks for every test that only reads it."""
+    # Imported here: this conftest loads in xdist's controller too, before it starts the workers, and Pulumi's SDK
+    # is a quarter of a second there that no test of the controller's uses.
+    from tools.testkit.mockgraph import run_stack  # noqa: PLC0415
+
     return run_stack(base_config())
 
 

@@ -1,6 +1,6 @@
 """The stack's program as the engine tier runs it against kwok: the real __main__.py, unchanged, plus the engine
-tier's own Helm values overrides, read from engine-tier-values.json in the project directory (release name ->
-values) and merged into the matching helm.v3.Release's values before it is registered.
+tier's own Helm values overrides, read from engine-tier-values.json in the project directory (chart -> values) and
+merged into the values of each helm.v3.Release of that chart before it is registered.
 
 test_engine.py copies this file into its throw-away project as __main__.py and links the repo's __main__.py as
 program.py; a user's stack never runs it. Today the only values override is the istiod release's webhook URLs
@@ -65,11 +65,16 @@ def graph_variant(add: dict[str, list[str]], remove: dict[str, list[str]]) -> An
     return apply
 
 
-def transform(by_release: dict[str, dict[str, Any]]) -> Any:
+def chart_name(chart: object) -> str:
+    """A Release's chart: a name, a repository path or a local directory; the last part names the chart."""
+    return str(chart or "").rstrip("/").rsplit("/", 1)[-1]
+
+
+def transform(by_chart: dict[str, dict[str, Any]]) -> Any:
     def apply(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
         if args.type_ != RELEASE:
             return None
-        extra = by_release.get(str(args.props.get("name")))
+        extra = by_chart.get(chart_name(args.props.get("chart")))
         if not extra:
             return None
         props = dict(args.props)
@@ -80,9 +85,9 @@ def transform(by_release: dict[str, dict[str, Any]]) -> Any:
 
 
 def main() -> None:
-    by_release = read_json(OVERRIDES_FILE)
-    if by_release:
-        pulumi.runtime.register_stack_transformation(transform(by_release))
+    by_chart = read_json(OVERRIDES_FILE)
+    if by_chart:
+        pulumi.runtime.register_stack_transformation(transform(by_chart))
     variant = read_json(GRAPH_VARIANT_FILE)
     if variant:
         pulumi.runtime.register_stack_transformation(graph_variant(variant.get("add", {}), variant.get("remove", {})))

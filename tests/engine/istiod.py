@@ -6,9 +6,9 @@ webhooks or play the Gateway API controller. This runs pilot-discovery as a loca
 
 - Webhooks: the apiserver (a local process too) cannot reach a Service in kwok's cluster, so the istiod release
   points its injection and validation webhooks at this process by URL, with this module's own CA. Those four
-  values are the engine tier's only change to the stack (Istiod.release_values: `istiodRemote.injectionURL`,
+  values are the engine tier's only change to the stack (Istiod.chart_values: `istiodRemote.injectionURL`,
   `istiodRemote.injectionCABundle`, `base.validationURL`, `base.validationCABundle`, all chart values of
-  Istio's own), applied by tests/engine/engine_main.py to the releases named istiod and istio-base (whose chart
+  Istio's own), applied by tests/engine/engine_main.py to the releases of the istiod and base charts (base's
   makes the default validator) and nowhere else.
 - Readiness: kwok is told to leave pods labelled app=istiod alone (KwokCluster(disregard="app=istiod")), and the
   PodKubelet below marks such a pod Ready only while pilot-discovery's own readiness endpoint answers 200: Helm's
@@ -154,8 +154,9 @@ class Istiod:
         self.ready_at: float | None = None
 
     # --- what the stack's releases get (engine tier only) ------------------------------------------------------
-    def release_values(self) -> dict[str, dict[str, Any]]:
-        """Helm release name -> chart values that send Istio's webhooks to this process (see the module docstring).
+    def chart_values(self) -> dict[str, dict[str, Any]]:
+        """Chart -> values that send Istio's webhooks to this process (see the module docstring). By chart, not by
+        release name: a change that renames a release must not lose them (the engine diff's replacement fixture).
 
         istiod's chart makes the injection webhook and the per-revision validator; base's chart the default
         validator (istiod-default-validator). istiod's validation controller turns every validator it owns to
@@ -166,7 +167,7 @@ class Istiod:
         url = f"https://localhost:{self.ports.https}"
         validation = {"base": {"validationURL": f"{url}/validate", "validationCABundle": bundle}}
         return {
-            "istio-base": validation,
+            "base": validation,
             "istiod": {"istiodRemote": {"injectionURL": f"{url}/inject", "injectionCABundle": bundle}, **validation},
         }
 

@@ -96,7 +96,7 @@ def project_copy(workdir: Path, stack: str, config: dict[str, Any],
                  tier_values: dict[str, Any] | None = None) -> Path:
     """A copy of the project whose stack file holds `config` (ambient-mesh:* objects, keyed by section).
 
-    With `tier_values` (release name -> Helm values) the program runs through tests/engine/engine_main.py, which
+    With `tier_values` (chart -> Helm values) the program runs through tests/engine/engine_main.py, which
     merges them into those releases; without, it is the repo's __main__.py as is.
     """
     workdir.mkdir(parents=True, exist_ok=True)
@@ -261,7 +261,7 @@ def engine_for(stack_name: str, root: Path, istio_label: str | None = None,
         with Istiod(cluster, root / "istiod") as istiod:
             workdir = project_copy(root / "project", "engine",
                                    kwok_config(cluster.kubeconfig, stack_name, istio_label),
-                                   tier_values=istiod.release_values())
+                                   tier_values=istiod.chart_values())
             if graph_variant:
                 (workdir / "engine-graph-variant.json").write_text(json.dumps(graph_variant), encoding="utf-8")
             stack = new_stack(workdir, "engine", root / "backend", root / "cache")

@@ -16,7 +16,7 @@ from components.model.config import PROJECT, ClusterConfig, StackConfig
 from components.model.gateway_api import ClusterUnreadable, InstalledBundle, decide
 from components.stack import build_stack
 from tests.conftest import GATEWAY_API_FIXTURE, base_config
-from tools.testkit.mockgraph import EchoMocks, RecordingMonitor, run_main
+from tools.testkit.mockgraph import Registration, record, run_main
 
 MAJOR, MINOR, PATCH = (versions.release_key(versions.GATEWAY_API_VERSION) or (0, 0, 0))[:3]
 PINNED = versions.GATEWAY_API_VERSION
@@ -146,13 +146,6 @@ def test_reader_reports_an_unreachable_cluster_or_no_kubectl(fake_kubectl: Path,
 
 # --- the wiring ------------------------------------------------------------------------------------------------
 
-def mocked() -> RecordingMonitor:
-    echo = EchoMocks()
-    monitor = RecordingMonitor(echo)
-    pulumi.runtime.set_mocks(echo, project=PROJECT, stack="dev", preview=False, monitor=monitor)
-    return monitor
-
-
 def test_a_conflicting_cluster_stops_the_stack_before_any_resource() -> None:
     seen: list[ClusterConfig] = []
 
@@ -161,10 +154,10 @@ def test_a_conflicting_cluster_stops_the_stack_before_any_resource() -> None:
         return InstalledBundle(NEWER_MINOR)
 
     config = existing()
-    monitor = mocked()
+    registered: list[Registration] = []
     with pytest.raises(pulumi.RunError, match=f"Gateway API CRDs {NEWER_MINOR}.*{SKIP}"):
-        pulumi.runtime.test(lambda: build_stack(config, gateway_api_reader=reader))()
-    assert seen == [config.cluster] and monitor.registrations == []
+        registered += record(lambda: build_stack(config, gateway_api_reader=reader))[0]
+    assert seen == [config.cluster] and registered == []
 
 
 def test_the_reader_is_asked_only_about_existing_clusters() -> None:
@@ -173,9 +166,8 @@ def test_the_reader_is_asked_only_about_existing_clusters() -> None:
     def reader(cluster: ClusterConfig) -> None:
         asked.append(cluster)
 
-    monitor = mocked()
-    pulumi.runtime.test(lambda: build_stack(base_config(), gateway_api_reader=reader))()
-    assert asked == [] and monitor.registrations
+    registrations, _ = record(lambda: build_stack(base_config(), gateway_api_reader=reader))
+    assert asked == [] and registrations
 
 
 def test_an_unreadable_cluster_is_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -185,9 +177,8 @@ def test_an_unreadable_cluster_is_a_warning(monkeypatch: pytest.MonkeyPatch) -> 
     def reader(cluster: ClusterConfig) -> InstalledBundle:
         raise ClusterUnreadable("kubectl: not found")
 
-    monitor = mocked()
-    pulumi.runtime.test(lambda: build_stack(existing(), gateway_api_reader=reader))()
-    assert monitor.registrations and len(warnings) == 1 and "kubectl: not found" in warnings[0]
+    registrations, _ = record(lambda: build_stack(existing(), gateway_api_reader=reader))
+    assert registrations and len(warnings) == 1 and "kubectl: not found" in warnings[0]
 
 
 def test_main_checks_the_cluster_with_the_kubectl_reader(monkeypatch: pytest.MonkeyPatch) -> None:

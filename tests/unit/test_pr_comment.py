@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import REPO
 from tools.diff import comment, example, post
 from tools.diff.compare import Report
-from tools.diff.engine import parse_preview, stack_config
+from tools.diff.engine import Target, parse_preview, project_dir, side_config
 from tools.diff.policy import PolicyResult
 from tools.diff.snapshot import build_report, read_render
 
@@ -202,11 +203,46 @@ def test_engine_counts_a_replacement_once_and_keeps_property_diffs() -> None:
 
 
 def test_engine_points_each_side_at_the_existing_cluster(tmp_path: Path) -> None:
-    config = stack_config(REPO / "Pulumi.zero-trust.yaml", tmp_path / "kubeconfig", tmp_path / "charts",
-                          tmp_path / "crds.yaml")
+    stack = yaml.safe_load((REPO / "Pulumi.zero-trust.yaml").read_text(encoding="utf-8"))["config"]
+    target = Target(tmp_path / "kubeconfig", tmp_path / "sources")
+    side = side_config(REPO / "Pulumi.zero-trust.yaml", target, tmp_path / "charts-link")
+    assert side is not None
+    config = side.config
     assert config["ambient-mesh:cluster"]["provider"] == "existing"
     assert config["ambient-mesh:cluster"]["kubeconfig"] == str(tmp_path / "kubeconfig")
     assert config["ambient-mesh:cluster"]["name"] == "ambient-zt"  # the rest of the stack's own config stays
-    assert config["ambient-mesh:istio"]["repository"] == str(tmp_path / "charts")
+    # One chart path for both sides (the session points it at each side's version), the bundle of the stack's version.
+    assert config["ambient-mesh:istio"]["repository"] == str(tmp_path / "charts-link")
+    assert side.istio_version == config["ambient-mesh:istio"]["version"]
+    version = config["ambient-mesh:gatewayApi"]["version"]
+    assert config["ambient-mesh:gatewayApi"]["source"] == str(
+        tmp_path / "sources" / f"gateway-api-{version}" / "standard-install.yaml")
     assert config["ambient-mesh:verify"]["smokeCheck"] is False
     assert config["ambient-mesh:security"]["l7Methods"] == ["GET"]
+    # Without local sources the stack's own repository and bundle stay; a side without the stack file has none.
+    online = side_config(REPO / "Pulumi.zero-trust.yaml", Target(tmp_path / "kubeconfig"), tmp_path / "link")
+    assert online is not None
+    assert online.config["ambient-mesh:istio"]["repository"] == stack["ambient-mesh:istio"]["repository"]
+    assert side_config(tmp_path / "Pulumi.gone.yaml", target, tmp_path / "link") is None
+
+
+def test_engine_sides_run_the_program_through_the_tiers_wrapper(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "components").mkdir(parents=True)
+    (tree / "Pulumi.yaml").write_text("name: ambient-mesh\n", encoding="utf-8")
+    (tree / "__main__.py").write_text("# the program\n", encoding="utf-8")
+    wrapper = tmp_path / "wrapper.py"
+    wrapper.write_text("# the tier's wrapper\n", encoding="utf-8")
+    venv = tmp_path / "venv"
+    head = project_dir(tmp_path / "head", tree, venv, wrapper, {"values.json": "{}"}, link=True)
+    assert (head / "program.py").resolve() == (tree / "__main__.py").resolve()  # the head's own program, linked
+    assert (head / "__main__.py").read_text(encoding="utf-8") == "# the tier's wrapper\n"
+    assert (head / "values.json").read_text(encoding="utf-8") == "{}"
+    assert (head / "components").resolve() == (tree / "components").resolve()
+    assert (head / ".venv").resolve() == venv.resolve() and (head / "Pulumi.yaml").is_file()
+    # The base is a `git archive` copy: its program is renamed in place; without a wrapper it stays __main__.py.
+    base = project_dir(tree, tree, venv, wrapper, {}, link=False)
+    assert (base / "program.py").read_text(encoding="utf-8") == "# the program\n"
+    assert (base / "__main__.py").read_text(encoding="utf-8") == "# the tier's wrapper\n"
+    plain = project_dir(tmp_path / "plain", tmp_path / "head", venv, None, {}, link=True)
+    assert not (plain / "program.py").exists() and (plain / "__main__.py").is_symlink()

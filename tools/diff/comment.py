@@ -34,9 +34,9 @@ def engine_lines(engine: Mapping[str, Any] | None, stacks: Sequence[str] = ()) -
     if status != "ok":
         return [f"**Engine** (`pulumi preview --diff` against the base's state on kwok): **{status}** — "
                 f"{engine.get('reason', 'no reason given')}"], []
-    visible = ["**Engine** (`pulumi up` of the base on a throw-away kwok cluster, then `pulumi preview --diff` of "
-               "the head; existing-cluster mode with stand-in charts and no smoke check, so the kind cluster and the "
-               "smoke check are the plan diff's alone):"]
+    visible = ["**Engine** (`pulumi up` of the base on a throw-away kwok cluster per stack, with Istio's own charts "
+               "and the real istiod, then `pulumi preview --diff` of the head; existing-cluster mode without the "
+               "smoke check, so the kind cluster and the smoke check are the plan diff's alone):"]
     collapsed: list[str] = []
     for stack, result in sorted(engine.get("stacks", {}).items()):
         counts = {op: int(result.get("counts", {}).get(op, 0)) for op in OPS}

@@ -1,22 +1,27 @@
-"""The real plan of a change: `python -m tools.diff.engine --base REF --kubeconfig FILE [--json out.json]`.
+"""The real plan of a change: `pulumi up` of the base, then `pulumi preview --diff` of the head on that state.
+
+    python -m tools.diff.engine --base REF --kubeconfig FILE [--sources DIR] [--stack S] [--json out.json]
 
 For each stack file of the head (or those named with --stack): `pulumi up` of the base's program and config into a
-throw-away local file backend, against an existing cluster (cluster.provider=existing, the kubeconfig given: a kwok
-cluster in CI and in the engine tier), then `pulumi preview --diff --json` of this working tree's program and config
-on that state, then `pulumi destroy`. The counts (create / update / replace / delete) and each step's property diffs
-are what the engine itself decides: what the offline diff can only predict.
+throw-away local file backend, against a cluster you hand over and lose (cluster.provider=existing with that
+kubeconfig; give each stack a cluster of its own: destroy leaves what Istio keeps by design), then `pulumi preview
+--diff --json` of this working tree's program and config on that state, then `pulumi destroy`. The counts (create /
+update / replace / delete) and each step's property diffs are what the engine itself decides: what the offline diff
+(`python -m tools.diff`) can only predict. The kind cluster is not created (existing mode) and the smoke check is
+off on both sides alike: their changes are the offline diff's.
 
-Against kwok the Istio charts are stand-ins (--charts, default tests/engine/charts), the Gateway API CRDs a local
-file (--gateway-api-crds, default tests/engine/gateway-api-crds.yaml) and the smoke check is off (kwok's pods serve
-nothing), on both sides alike. The kind cluster is not created (existing mode): its changes are the offline diff's.
-Nothing in the repository changes: each side runs in a copy (the base from `git archive`, the head's program linked),
-the project's .venv linked into both. The Pulumi CLI comes from PATH (or --pulumi); PULUMI_HOME and the rest of the
-environment are the caller's; the state and its passphrase (empty) die with the temp directory.
+Pull requests run it on the engine tier: `python -m tests.engine.diff` gives each stack a kwok cluster, the real
+istiod beside it and Istio's own charts, and calls `run` below with them (a `Target` per stack).
+
+Nothing in the repository changes: each side runs in a copy (the base from `git archive`, the head's program
+linked), the project's .venv linked into both. The Pulumi CLI comes from PATH (or --pulumi); the state and its
+passphrase (empty) die with the temp directory.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -24,7 +29,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,10 +42,27 @@ from tools.diff.compare import OPS
 from tools.diff.snapshot import DiffError, archive, default_base, describe
 
 PROJECT = "ambient-mesh"
-DEFAULT_CHARTS = render.REPO / "tests" / "engine" / "charts"
-DEFAULT_CRDS = render.REPO / "tests" / "engine" / "gateway-api-crds.yaml"
 # What the head shares with the base's copy: the program and what it imports. The stack file is written, not linked.
 PROGRAM = ("__main__.py", "components")
+HEAD = "head"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one stack's plan is made: the cluster, and what the stack reads there instead of the network.
+
+    sources: local copies laid out as `istio-<istio.version>/<chart>/` and `gateway-api-<version>/standard-install.yaml`
+    (the engine tier's cache); None: the stack's own repository and bundle URL. Each side's `istio.repository` is
+    one path that points at its own version's charts, so an Istio version change diffs as the version alone, as
+    against the chart repository.
+    wrapper: a program run as __main__.py that runs the stack's (as program.py) with additions of its own, reading
+    `wrapper_files` (name -> text) beside it; the engine tier's tests/engine/engine_main.py, say.
+    """
+
+    kubeconfig: Path
+    sources: Path | None = None
+    wrapper: Path | None = None
+    wrapper_files: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -58,6 +81,9 @@ class StackPlan:
 
     def to_json(self) -> dict[str, Any]:
         return {"counts": self.counts, "steps": [vars(step) for step in self.steps]}
+
+    def changes(self) -> dict[str, int]:
+        return {op: n for op, n in self.counts.items() if op != "same" and n}
 
 
 def parse_preview(output: str) -> tuple[dict[str, int], list[Step]]:
@@ -83,20 +109,38 @@ def parse_preview(output: str) -> tuple[dict[str, int], list[Step]]:
     return counts, steps
 
 
-def stack_config(stack_file: Path, kubeconfig: Path, charts: Path, crds: Path) -> dict[str, Any]:
-    """A stack file's ambient-mesh config, pointed at the existing (kwok) cluster with the stand-ins."""
+@dataclass
+class Side:
+    """One side's project directory and the ambient-mesh config it runs with on the target."""
+
+    project: Path
+    config: dict[str, Any]
+    istio_version: str | None
+
+
+def side_config(stack_file: Path, target: Target, charts_link: Path) -> Side | None:
+    """A stack file's ambient-mesh config pointed at the target (None when the side has no such stack file)."""
+    if not stack_file.is_file():
+        return None
     document = yaml.safe_load(stack_file.read_text(encoding="utf-8")) or {}
     config = dict(document.get("config") or {})
 
-    def section(name: str, **values: Any) -> None:
+    def section(name: str, **values: Any) -> dict[str, Any]:
         key = f"{PROJECT}:{name}"
         config[key] = {**(config.get(key) or {}), **values}
+        return dict(config[key])
 
-    section("cluster", provider="existing", kubeconfig=str(kubeconfig))
-    section("istio", repository=str(charts))
-    section("gatewayApi", source=str(crds))
-    section("verify", smokeCheck=False)
-    return config
+    section("cluster", provider="existing", kubeconfig=str(target.kubeconfig))
+    section("verify", smokeCheck=False)  # real traffic through the mesh: not what a plan is about
+    istio = section("istio")
+    version = istio.get("version")
+    if target.sources is not None:
+        section("istio", repository=str(charts_link))
+        gateway_api = config.get(f"{PROJECT}:gatewayApi") or {}
+        if gateway_api.get("version"):
+            section("gatewayApi", source=str(target.sources / f"gateway-api-{gateway_api['version']}" /
+                                              "standard-install.yaml"))
+    return Side(stack_file.parent, config, None if version is None else str(version))
 
 
 def write_stack_file(project: Path, stack: str, config: Mapping[str, Any], salt: str | None = None) -> Path:
@@ -127,103 +171,182 @@ class Pulumi:
         return done.stdout
 
 
-def head_project(target: Path, repo: Path) -> Path:
-    """The head's program, linked (nothing written into the repository), with Pulumi.yaml copied."""
-    target.mkdir(parents=True)
-    shutil.copy(repo / "Pulumi.yaml", target / "Pulumi.yaml")
+def project_dir(target_dir: Path, tree: Path, venv: Path, wrapper: Path | None, files: Mapping[str, str],
+                link: bool) -> Path:
+    """A project directory for one side: the tree's program (linked, or moved when `link` is False: a `git archive`
+    copy of the base), its Pulumi.yaml, the .venv; with a wrapper, the program becomes program.py."""
+    target_dir.mkdir(parents=True, exist_ok=True)
+    if tree != target_dir:
+        shutil.copy(tree / "Pulumi.yaml", target_dir / "Pulumi.yaml")
     for name in PROGRAM:
-        if (repo / name).exists():
-            (target / name).symlink_to(repo / name)
-    return target
+        source, dest = tree / name, target_dir / name
+        if name == "__main__.py" and wrapper is not None:
+            dest = target_dir / "program.py"
+        if source.exists() and source != dest:
+            if link:
+                dest.symlink_to(source)
+            else:
+                source.rename(dest)
+    if wrapper is not None:
+        shutil.copy(wrapper, target_dir / "__main__.py")
+        for name, text in files.items():
+            (target_dir / name).write_text(text, encoding="utf-8")
+    if not (target_dir / ".venv").exists():
+        (target_dir / ".venv").symlink_to(venv)
+    return target_dir
 
 
-def plan_stack(pulumi: Pulumi, stack: str, base: Path, head: Path, base_file: Path | None, head_file: Path,
-               kubeconfig: Path, charts: Path, crds: Path) -> StackPlan:
-    if base_file is not None:
-        write_stack_file(base, stack, stack_config(base_file, kubeconfig, charts, crds))
-    pulumi(base, "stack", "init", stack)
-    try:
-        if base_file is not None:
-            pulumi(base, "up", "--yes", "--skip-preview", "--stack", stack)
-        salt = (yaml.safe_load((base / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8")) or {}).get(
-            "encryptionsalt")
-        write_stack_file(head, stack, stack_config(head_file, kubeconfig, charts, crds), salt)
-        counts, steps = parse_preview(pulumi(head, "preview", "--diff", "--json", "--stack", stack))
-        return StackPlan(stack, counts, [step for step in steps if step.op != "same"])
-    finally:
+class StackSession:
+    """One stack on one target: the base up (or nothing, for a stack the base lacks), then any number of heads
+    previewed against that state, then destroy. A context manager."""
+
+    def __init__(self, pulumi: Pulumi, stack: str, target: Target, workdir: Path) -> None:
+        self.pulumi, self.stack, self.target = pulumi, stack, target
+        self.charts_link = workdir / f"istio-charts-{stack}"
+        self.base: Side | None = None
+        self.base_project: Path | None = None
+        self.salt: str | None = None
+
+    def _point_charts(self, side: Side) -> None:
+        """istio.repository (one path for both sides) -> this side's version of the charts."""
+        if self.target.sources is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.charts_link.unlink()
+        self.charts_link.symlink_to(self.target.sources / f"istio-{side.istio_version}")
+
+    def up(self, base_project: Path) -> None:
+        self.base_project = base_project
+        self.base = side_config(base_project / f"Pulumi.{self.stack}.yaml", self.target, self.charts_link)
+        if self.base is not None:
+            write_stack_file(base_project, self.stack, self.base.config)
+        self.pulumi(base_project, "stack", "init", self.stack)
+        if self.base is not None:
+            self._point_charts(self.base)
+            self.pulumi(base_project, "up", "--yes", "--skip-preview", "--stack", self.stack)
+        stack_file = base_project / f"Pulumi.{self.stack}.yaml"
+        if stack_file.is_file():
+            self.salt = (yaml.safe_load(stack_file.read_text(encoding="utf-8")) or {}).get("encryptionsalt")
+
+    def preview(self, head_project: Path, head_stack_file: Path) -> StackPlan:
+        head = side_config(head_stack_file, self.target, self.charts_link)
+        if head is None:
+            raise DiffError(f"no stack file {head_stack_file.name} in the head")
+        write_stack_file(head_project, self.stack, head.config, self.salt)
+        self._point_charts(head)
+        counts, steps = parse_preview(self.pulumi(head_project, "preview", "--diff", "--json", "--stack", self.stack))
+        return StackPlan(self.stack, counts, [step for step in steps if step.op != "same"])
+
+    def close(self) -> None:
+        if self.base_project is None:
+            return
         try:
-            pulumi(base, "destroy", "--yes", "--skip-preview", "--stack", stack)
+            if self.base is not None:
+                self._point_charts(self.base)
+            self.pulumi(self.base_project, "destroy", "--yes", "--skip-preview", "--stack", self.stack)
         finally:
-            pulumi(base, "stack", "rm", "--yes", "--force", "--stack", stack)
+            self.pulumi(self.base_project, "stack", "rm", "--yes", "--force", "--stack", self.stack)
 
 
-def run(base_ref: str | None, kubeconfig: Path, stacks: Sequence[str] = (), charts: Path = DEFAULT_CHARTS,
-        crds: Path = DEFAULT_CRDS, pulumi_binary: str | None = None, repo: Path = render.REPO) -> dict[str, Any]:
-    binary = pulumi_binary or shutil.which("pulumi")
+TargetFor = Callable[[str], AbstractContextManager[Target]]
+
+
+def run(base_ref: str | None, target_for: TargetFor, stacks: Sequence[str] = (),
+        heads: Mapping[str, Path] | None = None, pulumi_binary: str | None = None, repo: Path = render.REPO,
+        env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Each stack planned on its own target (`target_for(stack)`), for one or more heads (label -> a tree with the
+    program and stack files; default: this working tree as "head"). The result: {"status", "base", "heads": {label:
+    {stack: plan}}} and, for the "head" label, "stacks" too."""
+    environment = dict(os.environ if env is None else env)
+    binary = pulumi_binary or shutil.which("pulumi", path=environment.get("PATH"))
     if binary is None:
         return {"status": "skipped", "reason": "no Pulumi CLI on PATH"}
-    for path, what in ((kubeconfig, "kubeconfig"), (charts, "stand-in charts"), (crds, "Gateway API CRDs")):
-        if not path.exists():
-            return {"status": "skipped", "reason": f"no {what} at {path}"}
+    trees = dict(heads or {HEAD: repo})
     ref = base_ref or default_base(repo)
-    head_files = {render.stack_name(path): path for path in render.stack_files(repo)}
-    wanted = list(stacks) or sorted(head_files)
-    result: dict[str, Any] = {"status": "ok", "base": describe(repo, ref), "stacks": {}}
+    head_files = {label: {render.stack_name(path): path for path in render.stack_files(tree)}
+                  for label, tree in trees.items()}
+    wanted = list(stacks) or sorted({stack for files in head_files.values() for stack in files})
+    result: dict[str, Any] = {"status": "ok", "base": describe(repo, ref), "heads": {label: {} for label in trees}}
+    venv = repo / ".venv" if (repo / ".venv").exists() else Path(sys.prefix)
     with tempfile.TemporaryDirectory(prefix="ambient-mesh-engine-diff-") as workdir:
         root = Path(workdir)
-        base = root / "base"
-        archive(repo, ref, base)
-        venv = repo / ".venv" if (repo / ".venv").exists() else Path(sys.prefix)
-        (base / ".venv").symlink_to(venv)
-        head = head_project(root / "head", repo)
-        (head / ".venv").symlink_to(venv)
         backend = root / "backend"
         backend.mkdir()
-        env = {**os.environ, "PULUMI_BACKEND_URL": backend.as_uri(), "PULUMI_CONFIG_PASSPHRASE": "",
-               "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_SKIP_CONFIRMATIONS": "true"}
-        env.pop("PULUMI_ACCESS_TOKEN", None)
-        pulumi = Pulumi(binary, env)
+        environment.update({"PULUMI_BACKEND_URL": backend.as_uri(), "PULUMI_CONFIG_PASSPHRASE": "",
+                            "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_SKIP_CONFIRMATIONS": "true"})
+        environment.pop("PULUMI_ACCESS_TOKEN", None)
+        pulumi = Pulumi(binary, environment)
         try:
             for stack in wanted:
-                if stack not in head_files:
-                    raise DiffError(f"no stack file Pulumi.{stack}.yaml in the head")
-                base_file = base / f"Pulumi.{stack}.yaml"
-                original = base_file.read_bytes() if base_file.exists() else None
-                source = root / f"base-Pulumi.{stack}.yaml"
-                if original is not None:
-                    source.write_bytes(original)
-                plan = plan_stack(pulumi, stack, base, head, source if original is not None else None,
-                                  head_files[stack], kubeconfig, charts, crds)
-                result["stacks"][stack] = plan.to_json()
+                missing = [label for label, files in head_files.items() if stack not in files]
+                if missing:
+                    raise DiffError(f"no stack file Pulumi.{stack}.yaml in {', '.join(missing)}")
+                with target_for(stack) as target:
+                    base_tree = root / stack / "base-tree"
+                    archive(repo, ref, base_tree)
+                    base = project_dir(base_tree, base_tree, venv, target.wrapper, target.wrapper_files, link=False)
+                    session = StackSession(pulumi, stack, target, root / stack)
+                    try:
+                        session.up(base)
+                        for label, tree in trees.items():
+                            head = project_dir(root / stack / f"head-{label}", tree, venv, target.wrapper,
+                                               target.wrapper_files, link=True)
+                            result["heads"][label][stack] = session.preview(head, head_files[label][stack]).to_json()
+                    finally:
+                        session.close()
         except (DiffError, subprocess.TimeoutExpired) as error:
             return {"status": "failed", "reason": str(error)[-3000:], "log": pulumi.log}
+    if HEAD in result["heads"]:
+        result["stacks"] = result["heads"][HEAD]
     return result
+
+
+@contextlib.contextmanager
+def given_cluster(kubeconfig: Path, sources: Path | None) -> Iterator[Target]:
+    yield Target(kubeconfig, sources)
+
+
+def text(result: Mapping[str, Any]) -> str:
+    """The terminal's view of a result: per stack, the counts, then each step with its property diffs."""
+    lines = []
+    for stack, plan in result.get("stacks", {}).items():
+        counts = plan["counts"]
+        lines.append(f"{stack}: " + (", ".join(f"{counts[op]} to {op}" for op in OPS if counts[op]) or "no changes"))
+        for step in plan["steps"]:
+            lines.append(f"  {step['op']} {step['type']} {step['name']}: "
+                         + ", ".join(f"{path} ({kind})" for path, kind in sorted(step["diff"].items())))
+    return "\n".join(lines) + "\n"
+
+
+def report(result: Mapping[str, Any], json_path: str | None) -> int:
+    if json_path:
+        Path(json_path).write_text(json.dumps(result, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    if result["status"] != "ok":
+        print(f"engine: {result['status']}: {result['reason']}", file=sys.stderr)
+        for entry in result.get("log", [])[-3:]:
+            print(entry, file=sys.stderr)
+        return 1 if result["status"] == "failed" else 0
+    sys.stdout.write(text(result))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.diff.engine", description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", help="git ref (default: the merge base of HEAD with main)")
-    parser.add_argument("--kubeconfig", required=True, type=Path, help="the throw-away cluster (kwok)")
+    parser.add_argument("--kubeconfig", required=True, type=Path, help="a throw-away cluster (one stack per cluster)")
+    parser.add_argument("--sources", type=Path, help="local Istio charts and Gateway API bundles (see Target)")
     parser.add_argument("--stack", action="append", default=[], help="only this stack (repeatable)")
-    parser.add_argument("--charts", type=Path, default=DEFAULT_CHARTS)
-    parser.add_argument("--gateway-api-crds", type=Path, default=DEFAULT_CRDS)
     parser.add_argument("--pulumi", help="the Pulumi CLI (default: pulumi on PATH)")
     parser.add_argument("--json", metavar="FILE", help="write the result here")
     args = parser.parse_args(argv)
-    result = run(args.base, args.kubeconfig.resolve(), args.stack, args.charts.resolve(),
-                 args.gateway_api_crds.resolve(), args.pulumi)
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    if result["status"] != "ok":
-        print(f"engine: {result['status']}: {result['reason']}", file=sys.stderr)
-        return 1 if result["status"] == "failed" else 0
-    for stack, plan in result["stacks"].items():
-        counts = plan["counts"]
-        print(f"{stack}: " + (", ".join(f"{counts[op]} to {op}" for op in OPS if counts[op]) or "no changes"))
-        for step in plan["steps"]:
-            print(f"  {step['op']} {step['type']} {step['name']}: "
-                  + ", ".join(f"{path} ({kind})" for path, kind in sorted(step["diff"].items())))
-    return 0
+    kubeconfig = args.kubeconfig.resolve()
+    if not kubeconfig.is_file():
+        print(f"engine: no kubeconfig at {kubeconfig}", file=sys.stderr)
+        return 2
+    sources = args.sources.resolve() if args.sources else None
+    result = run(args.base, lambda _stack: given_cluster(kubeconfig, sources), args.stack,
+                 pulumi_binary=args.pulumi)
+    return report(result, args.json)
 
 
 if __name__ == "__main__":
