@@ -2,7 +2,7 @@
 a kwok cluster of its own with the real istiod and Istio's own charts, then `pulumi preview --diff` of each fixture
 change as a head: the engine's own counts and steps are exactly the change's, and a no-op is no change.
 
-The fixtures are the offline diff's (tests/unit/test_diff.py), made as edits of a clone's tree: a resource request,
+The fixtures are the offline diff's (tests/tools/test_diff.py), made as edits of a clone's tree: a resource request,
 a VirtualService match added, the ingress NodePort, the Istio version, a release renamed (a replacement), a change
 in only the zero-trust stack, and a no-op. One `up` per stack serves every head. Marked `engine` (deselected by
 default); skips, saying what is missing, unless the engine tier is built (tools/testkit/bootstrap-engine.sh).

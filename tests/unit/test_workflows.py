@@ -29,7 +29,7 @@ def pins(path: Path) -> dict[str, str]:
 
 def test_preview_runs_pulumi_preview_diff_with_the_policy_pack_and_leaves_the_comment_to_pr_diff() -> None:
     """The backend preview stays only where a backend is configured, labelled so, and posts no comment of its own:
-    the pull request's one comment is pr-diff's (tests/unit/test_pr_workflows.py)."""
+    the pull request's one comment is pr-diff's (tests/tools/test_pr_workflows.py)."""
     preview = workflow("preview.yml")["jobs"]["preview"]
     [step] = [s for s in preview["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
     assert step["uses"] == "pulumi/actions@v7"
