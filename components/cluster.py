@@ -61,7 +61,8 @@ class Cluster(pulumi.ComponentResource):
                 interpreter=["/bin/sh", "-c"],
                 # Any change to the nodes or port mapping means a new cluster: kind cannot reshape one in place.
                 triggers=[cluster_config],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=self.preflight),
+                # kind refuses a second cluster of the same name: a replacement must delete the old one first.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=self.preflight, delete_before_replace=True),
             )
             self.created = [created]
             read = command.local.Command(

@@ -43,6 +43,9 @@ def test_kind_cluster_lifecycle_commands() -> None:
     assert create["environment"] == {"CLUSTER_NAME": "ambient"}
     assert yaml.safe_load(create["stdin"]) == yaml.safe_load(kind_config(base_config().cluster))
     assert "already exists" in create["create"]  # refuses to adopt a cluster it did not create
+    # ...so a replacement (a change of workers, node image, ports) must delete the old cluster before creating anew.
+    assert graph.get("cluster-kind").delete_before_replace
+    assert not graph.get("cluster-kubeconfig").delete_before_replace
     read = graph.get("cluster-kubeconfig").inputs
     assert "kind get kubeconfig" in read["create"] and read["environment"] == {"CLUSTER_NAME": "ambient"}
 

@@ -30,6 +30,7 @@ class Registration:
     additional_secret_outputs: list[str]
     property_dependencies: dict[str, list[str]]
     inputs: dict[str, Any]
+    delete_before_replace: bool = False
 
     @property
     def implicit_dependencies(self) -> set[str]:
@@ -72,6 +73,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 additional_secret_outputs=list(request.additionalSecretOutputs),
                 property_dependencies={key: list(deps.urns) for key, deps in request.propertyDependencies.items()},
                 inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
+                delete_before_replace=request.deleteBeforeReplace,
             ))
         return response
 
