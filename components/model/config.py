@@ -339,7 +339,8 @@ def _parse_istio(s: _Section) -> IstioConfig:
         if not charts.is_dir():
             raise ConfigError(s.key("repository"), repository,
                               "an http(s):// or oci:// chart repository, or an existing local directory of charts")
-        repository = str(charts.resolve())
+        # Absolute, symlinks kept: a link the user re-points (say, at another version's charts) stays one path.
+        repository = os.path.abspath(charts)
     return IstioConfig(
         version=version,
         repository=repository,
@@ -357,7 +358,7 @@ def _parse_gateway_api(s: _Section) -> GatewayApiConfig:
         path = Path(os.path.expanduser(source))
         if not path.is_file():
             raise ConfigError(s.key("source"), source, "an http(s):// URL or an existing local YAML file")
-        source = str(path.resolve())
+        source = os.path.abspath(path)
     return GatewayApiConfig(mode=cast(GatewayApiMode, mode), version=version, source=source)
 
 

@@ -110,12 +110,19 @@ def test_defaults_follow_the_pins() -> None:
     assert (config.cluster.provider, config.cluster.workers, config.app.namespace) == ("kind", 2, "default")
 
 
-def test_local_chart_directory_and_file_sources_are_resolved(tmp_path: Any) -> None:
-    config = base_config(istio={"repository": str(local_charts(tmp_path))},
+def test_local_chart_directory_and_file_sources_are_made_absolute(tmp_path: Any,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    config = base_config(istio={"repository": str(local_charts(tmp_path / "charts-1"))},
                          gatewayApi={"source": str(GATEWAY_API_FIXTURE)})
     assert config.istio.local_charts
-    assert config.istio.repository == str(tmp_path.resolve())
+    assert config.istio.repository == str(tmp_path / "charts-1")
     assert config.gateway_api.resolved_source == str(GATEWAY_API_FIXTURE)
+    # Relative to where Pulumi runs, made absolute; a symlink stays the link (re-pointing it at other charts must
+    # not change every Release's chart path in the state).
+    (tmp_path / "current").symlink_to(tmp_path / "charts-1")
+    monkeypatch.chdir(tmp_path)
+    assert base_config(istio={"repository": "current"}).istio.repository == str(tmp_path / "current")
+    assert base_config(istio={"repository": "./charts-1/../current"}).istio.repository == str(tmp_path / "current")
 
 
 def test_integer_given_as_string_is_accepted() -> None:
