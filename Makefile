@@ -11,7 +11,7 @@ PULUMI_BACKEND_URL := file://$(STATE_DIR)
 endif
 export PULUMI_BACKEND_URL
 
-.PHONY: help venv doctor state up preview diff destroy diagnose test test-schema test-tools check lint typecheck lint-workflows test-policy render verify test-e2e engine test-engine graph report bench
+.PHONY: help venv doctor state up preview diff destroy diagnose test test-schema test-tools check lint typecheck lint-workflows test-policy render verify test-e2e engine engine-diff test-engine graph report bench
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -84,6 +84,9 @@ test-e2e: venv ## e2e on a fresh kind cluster: up, verify, preview, destroy (Doc
 
 engine: ## build the engine tier (Pulumi CLI, providers, kwok control plane) into ~/.cache/ambient-mesh-engine
 	tools/testkit/bootstrap-engine.sh
+
+engine-diff: venv engine ## the real plan: up of BASE, preview --diff of this tree, each stack on kwok with the real istiod (BASE=<git ref>)
+	$(BIN)/python -m tests.engine.diff $(if $(BASE),--base $(BASE))
 
 test-engine: venv engine ## real Pulumi engine + kubernetes provider against a local kwok cluster, offline
 	$(BIN)/python -m pytest -m engine tests/engine -v -rs
