@@ -70,6 +70,14 @@ def test_comment_engine_sections() -> None:
     assert "<details><summary>Engine steps</summary>" in body
     assert "~ update kubernetes:helm.sh/v3:Release istio-ingress-gateway" in body
     assert "    update: values.service.ports[0].nodePort" in body
+    assert "⚠️" not in body  # an update is not flagged
+    # A replacement the engine plans is flagged with the counts, where it is always visible.
+    engine["stacks"]["zero-trust"] = {"counts": {"create": 0, "update": 0, "replace": 1, "delete": 0, "same": 40},
+                                      "steps": [{"op": "replace", "type": "kubernetes:helm.sh/v3:Release",
+                                                 "name": "istio-istiod", "diff": {"name": "update-replace"}}]}
+    body = comment.build(report, [], engine, None)
+    flagged = "  - ⚠️ **replace** `kubernetes:helm.sh/v3:Release` `istio-istiod` (because of name)"
+    assert flagged in body and body.index(flagged) < body.index("<details>")
     failed = comment.build(report, [], {"status": "failed", "reason": "pulumi up exited 255"}, None)
     assert "**failed** — pulumi up exited 255" in failed and "Engine steps" not in failed
     assert "**No changes**" in failed

@@ -42,6 +42,12 @@ def engine_lines(engine: Mapping[str, Any] | None, stacks: Sequence[str] = ()) -
         counts = {op: int(result.get("counts", {}).get(op, 0)) for op in OPS}
         visible.append(f"- `{stack}`: {formats.counts_line(counts)}")
         steps = [step for step in result.get("steps", []) if step.get("op") != "same"]
+        # What the engine replaces or deletes is what a reviewer must not miss: named here, not only in the details.
+        for step in steps:
+            if step.get("op") in ("replace", "delete"):
+                because = ", ".join(sorted(step.get("diff", {})))
+                visible.append(f"  - ⚠️ **{step['op']}** `{step['type']}` `{step['name']}`"
+                               + (f" (because of {because})" if because else ""))
         if steps:
             collapsed += [f"#### `{stack}`", "", "```diff"]
             for step in steps:
