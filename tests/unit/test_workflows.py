@@ -52,9 +52,25 @@ def test_test_workflow_runs_on_push_and_pr_with_readmes_python() -> None:
     [python] = [s for s in steps if str(s.get("uses", "")).startswith("actions/setup-python@")]
     assert python["with"]["python-version"] == "3.11"
     assert "Python | 3.11 or newer" in (REPO / "README.md").read_text(encoding="utf-8")
-    commands = " ".join(str(s.get("run", "")) for s in steps)
-    for command in ("ruff check", "mypy components tools tests bench policy", "python -m pytest -q"):
-        assert command in commands
+    commands = [str(s.get("run", "")) for s in steps]
+    # .ci/run's checks, tier by tier: README's test command, then each tier by its marker.
+    ci_run = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    for command in ("ruff check", "lint-imports", "mypy components tools tests bench policy",
+                    "python -m pytest -q -n auto", "python -m pytest -q -n auto -m schema",
+                    "python -m pytest -q -n auto -m tools"):
+        assert any(run.startswith(command) for run in commands), command
+        assert command.split(" ", 1)[-1] in ci_run, command
+
+
+def test_the_engine_tier_runs_on_github_and_shares_its_cache_with_the_pr_engine_diff() -> None:
+    engine = workflow("test.yml")["jobs"]["engine"]
+    runs = [str(s.get("run", "")) for s in engine["steps"]]
+    assert "tools/testkit/bootstrap-engine.sh" in runs
+    assert ".venv/bin/python -m pytest -q -m engine tests/engine -rs" in runs
+    # main's pushes save the tier under the key pull requests restore, here and in pr-diff's engine job.
+    caches = [[s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/cache@")][0]["with"]
+              for job in (engine, workflow("pr-diff.yml")["jobs"]["engine"])]
+    assert caches[0] == caches[1]
 
 
 def run_backend_check(tmp_path: Path, **secrets: str) -> tuple[str, str]:
