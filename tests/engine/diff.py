@@ -24,7 +24,15 @@ from typing import Any
 from tests.engine import istiod as istiod_module
 from tests.engine import upstream
 from tests.engine.istiod import Istiod
-from tests.engine.kwok import CONTROL_PLANE, ENGINE, KwokCluster, engine_bin, engine_cache, missing_binaries
+from tests.engine.kwok import (
+    CONTROL_PLANE,
+    ENGINE,
+    KwokCluster,
+    engine_bin,
+    missing_binaries,
+    missing_plugins,
+    pulumi_env,
+)
 from tools import render
 from tools.diff import engine
 
@@ -35,22 +43,12 @@ OVERRIDES_FILE = "engine-tier-values.json"  # what engine_main.py reads
 
 def missing() -> list[str]:
     """What the engine tier lacks for the engine diff (empty when it can run)."""
-    out = missing_binaries(CONTROL_PLANE + ENGINE + ("pilot-discovery",))
-    if not any((engine_cache() / "pulumi-home" / "plugins").glob("resource-kubernetes-v*")):
-        out.append("plugin kubernetes (in PULUMI_HOME)")
-    return out + upstream.missing()
+    return missing_binaries(CONTROL_PLANE + ENGINE + ("pilot-discovery",)) + missing_plugins() + upstream.missing()
 
 
 def tier_env() -> dict[str, str]:
-    """The tier's Pulumi: its own CLI, PULUMI_HOME and plugins, never downloaded."""
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    env.update({
-        "PATH": f"{engine_bin()}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PULUMI_HOME": str(engine_cache() / "pulumi-home"),
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-        "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
-    })
-    return env
+    """The caller's environment (but PYTHONPATH: the program runs in its own .venv) with the tier's Pulumi."""
+    return {**{key: value for key, value in os.environ.items() if key != "PYTHONPATH"}, **pulumi_env()}
 
 
 def target_on_kwok(root: Path) -> Any:

@@ -43,6 +43,24 @@ def missing_binaries(names: tuple[str, ...] = CONTROL_PLANE + ENGINE) -> list[st
     return [name for name in names if not os.access(engine_bin() / name, os.X_OK)]
 
 
+def missing_plugins(names: tuple[str, ...] = ("kubernetes",)) -> list[str]:
+    """Provider plugins the bootstrap's `plugins` piece has not installed into the tier's PULUMI_HOME."""
+    plugins = engine_cache() / "pulumi-home" / "plugins"
+    return [f"plugin {name} (in PULUMI_HOME)" for name in names if not any(plugins.glob(f"resource-{name}-v*"))]
+
+
+def pulumi_env() -> dict[str, str]:
+    """The tier's Pulumi, offline: its own CLI first on PATH, its own PULUMI_HOME, no update check, no plugin
+    downloads, no plugin from the caller's PATH."""
+    return {
+        "PATH": f"{engine_bin()}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PULUMI_HOME": str(engine_cache() / "pulumi-home"),
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
+    }
+
+
 def kubectl_binary() -> str | None:
     """kubectl for checks: the cache's own if it was built, else the one on PATH."""
     own = engine_bin() / "kubectl"

@@ -37,16 +37,23 @@ from pulumi import automation as auto
 from tests.engine import istiod as istiod_module
 from tests.engine import upstream
 from tests.engine.istiod import Istiod
-from tests.engine.kwok import CONTROL_PLANE, ENGINE, KwokCluster, engine_cache, kubectl_binary, missing_binaries
+from tests.engine.kwok import (
+    CONTROL_PLANE,
+    ENGINE,
+    KwokCluster,
+    engine_cache,
+    kubectl_binary,
+    missing_binaries,
+    missing_plugins,
+    pulumi_env,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 PROJECT = "ambient-mesh"
 # Every stack file the repo ships comes up (and goes) against kwok.
 STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in REPO.glob("Pulumi.*.yaml"))
-NOT_BUILT = missing_binaries(ENGINE + ("pilot-discovery",)) + [
-    f"plugin {name} (in PULUMI_HOME)" for name in ("kubernetes",)
-    if not any((engine_cache() / "pulumi-home" / "plugins").glob(f"resource-{name}-v*"))]
+NOT_BUILT = missing_binaries(ENGINE + ("pilot-discovery",)) + missing_plugins()
 
 pytestmark = [
     pytest.mark.engine,
@@ -72,20 +79,12 @@ def record(name: str, seconds: float) -> None:
     path.write_text(json.dumps(previous, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def has_plugin(name: str) -> bool:
-    return any((engine_cache() / "pulumi-home" / "plugins").glob(f"resource-{name}-v*"))
-
-
 def engine_env(backend: Path, cache: Path) -> dict[str, str]:
     """Offline Pulumi: own PULUMI_HOME, file backend, no update checks, no plugin downloads, empty passphrase."""
     return {
-        "PATH": f"{engine_cache() / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PULUMI_HOME": str(engine_cache() / "pulumi-home"),
+        **pulumi_env(),
         "PULUMI_BACKEND_URL": backend.as_uri(),
         "PULUMI_CONFIG_PASSPHRASE": "",
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-        "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
         "PULUMI_SKIP_CONFIRMATIONS": "true",
         # The stack's download cache (Gateway API bundle): per test run, never the user's.
         "AMBIENT_MESH_CACHE_DIR": str(cache),
@@ -199,7 +198,7 @@ def test_dev_stack_preview_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     Kind mode creates the cluster with command:local:Command; where the real command provider could not be built
     (bin/pulumi-resource-command.STANDIN exists) the project's stand-in serves that type.
     """
-    if not has_plugin("command"):
+    if missing_plugins(("command",)):
         pytest.skip("no command provider plugin: github.com/pulumi/pulumi-command/provider is not served by the "
                     "module proxy (see bench/engine-bootstrap.md), and kind mode creates the cluster with it")
     from components.model.gateway_api import CACHE_ENV, cached_path  # the stack's own cache layout

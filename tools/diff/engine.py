@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from tools import render
+from tools.diff import report as formats
 from tools.diff.compare import OPS
 from tools.diff.snapshot import DiffError, archive, default_base, describe
 
@@ -111,9 +112,8 @@ def parse_preview(output: str) -> tuple[dict[str, int], list[Step]]:
 
 @dataclass
 class Side:
-    """One side's project directory and the ambient-mesh config it runs with on the target."""
+    """The ambient-mesh config one side runs with on the target, and its Istio version."""
 
-    project: Path
     config: dict[str, Any]
     istio_version: str | None
 
@@ -140,7 +140,7 @@ def side_config(stack_file: Path, target: Target, charts_link: Path) -> Side | N
         if gateway_api.get("version"):
             section("gatewayApi", source=str(target.sources / f"gateway-api-{gateway_api['version']}" /
                                               "standard-install.yaml"))
-    return Side(stack_file.parent, config, None if version is None else str(version))
+    return Side(config, None if version is None else str(version))
 
 
 def write_stack_file(project: Path, stack: str, config: Mapping[str, Any], salt: str | None = None) -> Path:
@@ -197,8 +197,8 @@ def project_dir(target_dir: Path, tree: Path, venv: Path, wrapper: Path | None, 
 
 
 class StackSession:
-    """One stack on one target: the base up (or nothing, for a stack the base lacks), then any number of heads
-    previewed against that state, then destroy. A context manager."""
+    """One stack on one target: `up` of the base (or nothing, for a stack the base lacks), then any number of heads
+    previewed against that state; `close` destroys it."""
 
     def __init__(self, pulumi: Pulumi, stack: str, target: Target, workdir: Path) -> None:
         self.pulumi, self.stack, self.target = pulumi, stack, target
@@ -255,8 +255,8 @@ def run(base_ref: str | None, target_for: TargetFor, stacks: Sequence[str] = (),
         heads: Mapping[str, Path] | None = None, pulumi_binary: str | None = None, repo: Path = render.REPO,
         env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Each stack planned on its own target (`target_for(stack)`), for one or more heads (label -> a tree with the
-    program and stack files; default: this working tree as "head"). The result: {"status", "base", "heads": {label:
-    {stack: plan}}} and, for the "head" label, "stacks" too."""
+    program and stack files). The result: {"status", "base", "heads": {label: {stack: plan}}}; without `heads`,
+    this working tree alone: {"status", "base", "stacks": {stack: plan}}, what the comment and `report` read."""
     environment = dict(os.environ if env is None else env)
     binary = pulumi_binary or shutil.which("pulumi", path=environment.get("PATH"))
     if binary is None:
@@ -296,22 +296,16 @@ def run(base_ref: str | None, target_for: TargetFor, stacks: Sequence[str] = (),
                         session.close()
         except (DiffError, subprocess.TimeoutExpired) as error:
             return {"status": "failed", "reason": str(error)[-3000:], "log": pulumi.log}
-    if HEAD in result["heads"]:
-        result["stacks"] = result["heads"][HEAD]
+    if heads is None:
+        result["stacks"] = result.pop("heads")[HEAD]
     return result
-
-
-@contextlib.contextmanager
-def given_cluster(kubeconfig: Path, sources: Path | None) -> Iterator[Target]:
-    yield Target(kubeconfig, sources)
 
 
 def text(result: Mapping[str, Any]) -> str:
     """The terminal's view of a result: per stack, the counts, then each step with its property diffs."""
     lines = []
     for stack, plan in result.get("stacks", {}).items():
-        counts = plan["counts"]
-        lines.append(f"{stack}: " + (", ".join(f"{counts[op]} to {op}" for op in OPS if counts[op]) or "no changes"))
+        lines.append(f"{stack}: " + formats.counts_line({op: plan["counts"][op] for op in OPS}))
         for step in plan["steps"]:
             lines.append(f"  {step['op']} {step['type']} {step['name']}: "
                          + ", ".join(f"{path} ({kind})" for path, kind in sorted(step["diff"].items())))
@@ -344,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"engine: no kubeconfig at {kubeconfig}", file=sys.stderr)
         return 2
     sources = args.sources.resolve() if args.sources else None
-    result = run(args.base, lambda _stack: given_cluster(kubeconfig, sources), args.stack,
+    result = run(args.base, lambda _stack: contextlib.nullcontext(Target(kubeconfig, sources)), args.stack,
                  pulumi_binary=args.pulumi)
     return report(result, args.json)
 
