@@ -15,6 +15,7 @@ from typing import Any
 
 from components.model.catalog import INGRESS_RELEASE, ISTIO_PROFILE
 from components.model.config import IstioConfig, ResourceProfile
+from components.model.versions import ISTIO_IMAGE_HUB
 
 # Helm waits for every workload; the first install on a laptop also pulls the images.
 RELEASE_TIMEOUT_SECONDS = 600
@@ -36,6 +37,16 @@ class Chart:
     release: str  # the Helm release name Istio's docs use
     per_node: bool  # DaemonSets run one pod on every node (their tolerations include the control plane)
     requests: dict[ResourceProfile, Requests | None]  # None: leave the chart's own
+    # Where the chart reads its image's hub and tag: "global" (istiod, cni), "top" (ztunnel) or "" (no image of
+    # its own: base; the gateway's `image: auto` comes from istiod's injector, which reads istiod's global values).
+    image_keys: str = ""
+
+    def image_pins(self, version: str) -> dict[str, Any]:
+        """The hub and tag the stack's images carry, set explicitly: a chart's own defaults may differ (the
+        charts in istio.io/istio's source say `registry.istio.io/testing` and `latest`; Istio's release build
+        rewrites them), and then the pods would run images the stack never preloaded."""
+        pins = {"hub": ISTIO_IMAGE_HUB, "tag": version}
+        return {"global": pins} if self.image_keys == "global" else pins if self.image_keys == "top" else {}
 
     def resources(self, profile: ResourceProfile) -> dict[str, Any]:
         requests = self.requests[profile]
@@ -45,9 +56,9 @@ class Chart:
 # What each chart requests when left alone is its values.yaml `resources` (CHART_DEFAULTS below, for the report).
 CHARTS: dict[str, Chart] = {chart.key: chart for chart in (
     Chart("base", "base", "istio-base", False, {"laptop": None, "chart-defaults": None}),
-    Chart("istiod", "istiod", "istiod", False, {"laptop": Requests(100, 256), "chart-defaults": None}),
-    Chart("cni", "cni", "istio-cni", True, {"laptop": Requests(20, 48), "chart-defaults": None}),
-    Chart("ztunnel", "ztunnel", "ztunnel", True, {"laptop": Requests(40, 96), "chart-defaults": None}),
+    Chart("istiod", "istiod", "istiod", False, {"laptop": Requests(100, 256), "chart-defaults": None}, "global"),
+    Chart("cni", "cni", "istio-cni", True, {"laptop": Requests(20, 48), "chart-defaults": None}, "global"),
+    Chart("ztunnel", "ztunnel", "ztunnel", True, {"laptop": Requests(40, 96), "chart-defaults": None}, "top"),
     Chart("ingress-gateway", "gateway", INGRESS_RELEASE, False, {"laptop": Requests(50, 128),
                                                                   "chart-defaults": None}),
 )}
@@ -95,7 +106,7 @@ def _release(istio: IstioConfig, key: str, values: dict[str, Any]) -> Release:
     else:
         location, repository = chart.chart, istio.repository
     return Release(key, chart.release, location, istio.version, repository,
-                   {**values, **chart.resources(istio.resource_profile)})
+                   {**values, **chart.image_pins(istio.version), **chart.resources(istio.resource_profile)})
 
 
 def istiod_values() -> dict[str, Any]:

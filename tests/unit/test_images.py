@@ -232,3 +232,36 @@ def test_preload_images_is_a_boolean_defaulting_to_true_on_kind() -> None:
     assert base_config(cluster={"preloadImages": False}).cluster.preload_images is False
     with pytest.raises(ConfigError, match=r"ambient-mesh:cluster.preloadImages: got 'yes'; accepted: true or false"):
         base_config(cluster={"preloadImages": "yes"})
+
+
+# The charts' own image defaults where they differ from a release: the charts in istio.io/istio's source (the
+# module the engine and kind tiers install) say registry.istio.io/testing and latest, at these keys.
+DEVELOPMENT_CHART_DEFAULTS = {
+    "istiod": {"global": {"hub": "registry.istio.io/testing", "tag": "latest"}},
+    "cni": {"global": {"hub": "registry.istio.io/testing", "tag": "latest"}},
+    "ztunnel": {"hub": "registry.istio.io/testing", "tag": "latest"},
+}
+
+
+def _helm_merge(defaults: dict[str, object], values: dict[str, object]) -> dict[str, object]:
+    merged = dict(defaults)
+    for key, value in values.items():
+        below = merged.get(key)
+        merged[key] = (_helm_merge(below, value) if isinstance(below, dict) and isinstance(value, dict)
+                       else value)
+    return merged
+
+
+@pytest.mark.parametrize("key", sorted(DEVELOPMENT_CHART_DEFAULTS))
+def test_releases_pin_the_hub_and_tag_the_stack_preloads_whatever_the_chart_defaults(key: str) -> None:
+    """A chart source whose defaults name other images (the module's development charts) still renders exactly
+    the image the stack derives and preloads: the release values set hub and tag where the chart reads them."""
+    config = base_config()
+    release = getattr(istio_releases(config.istio, None), key)
+    preloaded = images.istio_image(release, images.CHART_IMAGES[key])
+    rendered = _helm_merge(DEVELOPMENT_CHART_DEFAULTS[key], release.values)
+    shared = rendered.get("global") or {}
+    assert isinstance(shared, dict)
+    hub = rendered.get("hub") or shared.get("hub")
+    tag = rendered.get("tag") or shared.get("tag")
+    assert preloaded.startswith(f"{hub}/{images.CHART_IMAGES[key]}:{tag}")
