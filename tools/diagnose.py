@@ -64,10 +64,12 @@ def is_ready(pod: dict[str, Any]) -> bool:
 
 
 class Diagnosis:
-    def __init__(self, kubectl: Kubectl, context: str | None, now: datetime) -> None:
+    def __init__(self, kubectl: Kubectl, context: str | None, now: datetime,
+                 preloaded: frozenset[str] | None = None) -> None:
         self._kubectl = kubectl
         self.context = context
         self.now = now
+        self.preloaded = preloaded  # the images the stack loads into the nodes; None: the nodes pull their own
         self.events: dict[str, list[dict[str, Any]]] = {}
 
     def kubectl(self, *args: str) -> Result:
@@ -146,15 +148,22 @@ class Diagnosis:
         if agent is not None and namespace == ISTIO_NAMESPACE:
             logs = self.logs(namespace, name)
             finding.lines += [f"log    {line}" for line in logs]
-        finding.hints = self.hints(finding, agent, reasons, " ".join(messages + logs), running_unready, age)
+        images = [c.get("image", "") for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])]
+        finding.hints = self.hints(finding, agent, reasons, " ".join(messages + logs), running_unready, age, images)
         return finding
 
     def hints(self, finding: Finding, agent: str | None, reasons: set[str], said: str, running_unready: bool,
-              age: float) -> list[str]:
+              age: float, images: Sequence[str] = ()) -> list[str]:
         hints = []
         lowered = said.lower()
+        strangers = [i for i in images if self.preloaded is not None and i and i not in self.preloaded]
         if reasons & set(PULL_ERRORS) or "failed to pull image" in lowered:
-            if "toomanyrequests" in lowered or "rate limit" in lowered:
+            if strangers:
+                hints.append(f"the pod runs {', '.join(strangers)}, an image the stack did not preload (it loads "
+                             f"{len(self.preloaded or ())} images into the nodes, none of them this one): a chart or "
+                             "value renders another image than the stack derives. Check the hub and tag the "
+                             "charts at istio.repository render (helm template), then make up again")
+            elif "toomanyrequests" in lowered or "rate limit" in lowered:
                 hints.append("Docker Hub's anonymous pull limit (10 an hour per IP address): the nodes pulled "
                              "themselves. Fix: docker login, set cluster.preloadImages true, and run make up again")
             elif "not found" in lowered or "manifest unknown" in lowered:
@@ -181,7 +190,8 @@ class Diagnosis:
 
 
 def diagnose(runner: Runner, out: TextIO, context: str | None = None, kubeconfig: str | None = None,
-             cluster: str | None = None, now: datetime | None = None) -> int:
+             cluster: str | None = None, now: datetime | None = None,
+             preloaded: frozenset[str] | None = None) -> int:
     """Print what is not ready and why; 0 when every pod is ready, 1 when something is not, 2 when the cluster does
     not answer."""
     kubectl = Kubectl(runner, kubeconfig, context)
@@ -204,7 +214,7 @@ def diagnose(runner: Runner, out: TextIO, context: str | None = None, kubeconfig
         pods = json.loads(listed.stdout).get("items") or []
     except ValueError:
         pods = []
-    diagnosis = Diagnosis(kubectl, context, now or datetime.now(UTC))
+    diagnosis = Diagnosis(kubectl, context, now or datetime.now(UTC), preloaded)
     unready = [p for p in pods if not is_ready(p)]
     if not unready:
         print(f"diagnose: every pod is ready ({len(pods)} pods, {where})", file=out)
@@ -229,31 +239,34 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def stack_cluster(stack: str) -> tuple[str | None, str | None, str | None]:
-    """(context, kubeconfig, kind cluster name) of a stack file, through the model."""
+def stack_cluster(stack: str) -> tuple[str | None, str | None, str | None, frozenset[str] | None]:
+    """(context, kubeconfig, kind cluster name, preloaded images or None) of a stack file, through the model."""
     from pathlib import Path
 
     from components.model.config import read_stack_file
+    from components.model.images import images
     from components.model.topology import kube_context
     from components.model.validate import parse_config
 
     config = parse_config(read_stack_file(Path(__file__).resolve().parent.parent / f"Pulumi.{stack}.yaml"))
     cluster = config.cluster
-    return kube_context(cluster), cluster.kubeconfig, cluster.name if cluster.provider == "kind" else None
+    preloaded = frozenset(images(config)) if cluster.preload_images else None
+    return (kube_context(cluster), cluster.kubeconfig, cluster.name if cluster.provider == "kind" else None,
+            preloaded)
 
 
 def main(argv: Sequence[str] | None = None, runner: Runner | None = None, out: TextIO | None = None) -> int:
     args = parse_args(argv)
     out = out if out is not None else sys.stdout
-    context, kubeconfig, cluster = args.context, args.kubeconfig, None
+    context, kubeconfig, cluster, preloaded = args.context, args.kubeconfig, None, None
     if args.stack:
         try:
             found = stack_cluster(args.stack)
         except (ImportError, OSError, ValueError) as error:
             print(f"diagnose: could not read Pulumi.{args.stack}.yaml ({error}); using kubectl's context", file=out)
         else:
-            context, kubeconfig, cluster = context or found[0], kubeconfig or found[1], found[2]
-    return diagnose(runner or SystemRunner(), out, context, kubeconfig, cluster)
+            context, kubeconfig, cluster, preloaded = context or found[0], kubeconfig or found[1], found[2], found[3]
+    return diagnose(runner or SystemRunner(), out, context, kubeconfig, cluster, preloaded=preloaded)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import REPO
+from components.model import images
+from tests.conftest import REPO, base_config
 from tools import diagnose
 from tools.verify.runner import HttpResult, Result
 
@@ -105,6 +106,28 @@ def test_missing_image() -> None:
     cluster = FakeCluster(pods=[pod("default", "details-v1-x", ready=False, phase="Pending",
                                     containers=[waiting("ErrImagePull", "manifest unknown: manifest unknown")])])
     assert "the image does not exist" in run(cluster)[1]
+
+
+def test_a_pull_of_an_image_the_stack_did_not_preload_names_it() -> None:
+    """A chart rendering its own default image (the istio.io/istio module's development hub) instead of the one the
+    stack preloaded: the hint names that image, not a pull to retry."""
+    preloaded = frozenset(images.images(base_config()))
+    stranger = "registry.istio.io/testing/pilot:latest-distroless"
+    istiod = pod("istio-system", "istiod-x", ready=False, phase="Pending",
+                 containers=[waiting("ImagePullBackOff", f'Back-off pulling image "{stranger}"')])
+    istiod["spec"]["containers"] = [{"name": "discovery", "image": stranger}]
+    out = io.StringIO()
+    diagnose.diagnose(FakeCluster(pods=[istiod]), out, context="kind-ambient", cluster="ambient", now=NOW,
+                      preloaded=preloaded)
+    text = out.getvalue()
+    assert f"hint   the pod runs {stranger}, an image the stack did not preload" in text
+    assert "make up again (cluster.preloadImages" not in text
+    # The same pod running a preloaded image gets the ordinary pull hint.
+    istiod["spec"]["containers"] = [{"name": "discovery", "image": sorted(preloaded)[0]}]
+    out = io.StringIO()
+    diagnose.diagnose(FakeCluster(pods=[istiod]), out, context="kind-ambient", cluster="ambient", now=NOW,
+                      preloaded=preloaded)
+    assert "did not preload" not in out.getvalue() and "could not pull its image" in out.getvalue()
 
 
 def test_ztunnel_readiness_flake_shows_its_logs_and_the_fix() -> None:
