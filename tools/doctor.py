@@ -32,8 +32,8 @@ from components.model import versions
 
 # kind's recommendation for clusters of several nodes (kind's known issues: "Pod errors due to too many open files").
 INOTIFY = (("max_user_watches", 524288), ("max_user_instances", 512))
-CHECKS = ("python", "pulumi", "kubectl", "docker", "docker-resources", "kind", "node-image", "host-port", "inotify",
-          "cluster")
+CHECKS = ("python", "pulumi", "kubectl", "docker", "docker-resources", "cgroup", "kind", "node-image", "host-port",
+          "inotify", "cluster")
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,7 @@ class Facts:
     cluster_may_exist: bool = False
     # The stack's state records that cluster: it is the stack's own (its host port is its own too).
     cluster_owned: bool = False
+    allow_cgroup_v1: bool = False  # cluster.allowCgroupV1
 
 
 @dataclass(frozen=True)
@@ -285,6 +286,20 @@ class Doctor:
             fix = "free memory on this machine, or run the stack where Docker has more"
         return [fail("docker-resources", f"Docker has {has}; this stack needs about {need}", fix)]
 
+    def cgroup(self) -> list[Check]:
+        """kubelet 1.35+ refuses to start on cgroup v1 (a Linux host that still boots it, Docker in such a VM):
+        kind's nodes would never turn Ready, after minutes of waiting."""
+        info = self.docker_info
+        if info is None:
+            return [skip("cgroup", "Docker's cgroup version: no engine to ask")]
+        if str(info.get("CgroupVersion", "2")) != "1":
+            return [ok("cgroup", f"Docker runs cgroup v{info.get('CgroupVersion', 2)}")]
+        if self.facts.allow_cgroup_v1:
+            return [ok("cgroup", "Docker runs cgroup v1; kubelet is told to run there (cluster.allowCgroupV1)")]
+        return [fail("cgroup", "Docker runs cgroup v1, where kubelet 1.35 and newer refuses to start",
+                     self._config_set("cluster.allowCgroupV1", "true") + " (kubelet's failCgroupV1: false), or "
+                     "boot the host with cgroup v2 (systemd.unified_cgroup_hierarchy=1)")]
+
     def kind(self) -> list[Check]:
         check, found = self.tool("kind", ["kind", "version"], _version_in)
         self.kind_version = found or None
@@ -377,7 +392,8 @@ class Doctor:
         plan: list[tuple[str, Callable[[], list[Check]]]] = [
             ("python", self.python), ("pulumi", self.pulumi), ("kubectl", self.kubectl)]
         if kind:
-            plan += [("docker", self.docker), ("docker-resources", self.docker_resources), ("kind", self.kind),
+            plan += [("docker", self.docker), ("docker-resources", self.docker_resources), ("cgroup", self.cgroup),
+                     ("kind", self.kind),
                      ("node-image", self.node_image), ("inotify", self.inotify), ("cluster", self.cluster_and_port)]
         checks: list[Check] = []
         for name, check in plan:
@@ -401,6 +417,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host-port", type=int, default=8080)
     parser.add_argument("--need-cpus", type=int, default=2)
     parser.add_argument("--need-memory-mib", type=int, default=4096)
+    parser.add_argument("--allow-cgroup-v1", action="store_true", help="cluster.allowCgroupV1")
     parser.add_argument("--cluster-may-exist", action="store_true",
                         help="a kind cluster of that name is no failure (the graph's own run)")
     parser.add_argument("--skip", action="append", default=[], choices=CHECKS, help="leave a check out")
@@ -443,7 +460,7 @@ def facts_from_args(args: argparse.Namespace) -> Facts:
     return Facts(stack=args.stack, provider=args.provider or "kind", istio_version=args.istio_version,
                  cluster_name=args.cluster_name, nodes=args.nodes, node_image=args.node_image,
                  host_port=args.host_port, need_cpus=args.need_cpus, need_memory_mib=args.need_memory_mib,
-                 cluster_may_exist=args.cluster_may_exist)
+                 cluster_may_exist=args.cluster_may_exist, allow_cgroup_v1=args.allow_cgroup_v1)
 
 
 def main(argv: Sequence[str] | None = None, host: Host | None = None, out: Any = None) -> int:

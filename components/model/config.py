@@ -71,6 +71,8 @@ class ClusterConfig:
     context: str | None = None
     # kind only: pull each image once on the host and load it into the nodes (components/model/images.py).
     preload_images: bool = True
+    # kind only: let kubelet run on a cgroup v1 host (its failCgroupV1: false); kubelet 1.35+ refuses otherwise.
+    allow_cgroup_v1: bool = False
 
     @property
     def nodes(self) -> int:
@@ -172,7 +174,7 @@ class StackConfig:
 
 SECTIONS = {
     "cluster": ("provider", "name", "workers", "nodeImage", "ingressHostPort", "ingressNodePort", "kubeconfig",
-                "context", "preloadImages"),
+                "context", "preloadImages", "allowCgroupV1"),
     "istio": ("version", "repository", "resourceProfile"),
     "gatewayApi": ("mode", "version", "source"),
     "app": ("namespace", "bookinfoTag", "ingress"),
@@ -315,6 +317,7 @@ def _parse_cluster(s: _Section) -> ClusterConfig:
                           "nothing for provider kind (the stack reads the kind cluster's own kubeconfig)")
     # Images are side-loaded into kind's nodes; an existing cluster pulls its own (the key means nothing there).
     preload_images = s.boolean("preloadImages", d.preload_images) and provider == "kind"
+    allow_cgroup_v1 = s.boolean("allowCgroupV1", d.allow_cgroup_v1) and provider == "kind"
     return ClusterConfig(
         provider=cast(ClusterProvider, provider),
         name=name,
@@ -326,6 +329,7 @@ def _parse_cluster(s: _Section) -> ClusterConfig:
         kubeconfig=os.path.expanduser(kubeconfig) if kubeconfig else None,
         context=context,
         preload_images=preload_images,
+        allow_cgroup_v1=allow_cgroup_v1,
     )
 
 

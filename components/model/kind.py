@@ -26,8 +26,15 @@ def kind_config(config: ClusterConfig) -> str:
     if config.node_image:
         for node in nodes:
             node["image"] = config.node_image
-    document = {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "name": config.name, "nodes": nodes}
+    document: dict[str, Any] = {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "name": config.name,
+                                "nodes": nodes}
+    if config.allow_cgroup_v1:
+        # kubelet 1.35+ refuses to start on a cgroup v1 host unless told otherwise; kind patches every node's.
+        document["kubeadmConfigPatches"] = [yaml.safe_dump(KUBELET_ON_CGROUP_V1, sort_keys=False)]
     return yaml.safe_dump(document, sort_keys=False)
+
+
+KUBELET_ON_CGROUP_V1 = {"kind": "KubeletConfiguration", "failCgroupV1": False}
 
 
 def node_names(config: ClusterConfig) -> tuple[str, list[str]]:

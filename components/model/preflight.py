@@ -87,6 +87,8 @@ def doctor_argv(config: StackConfig, stack: str, in_graph: bool = False) -> list
         argv += ["--cluster-name", cluster.name, "--nodes", str(cluster.nodes),
                  "--node-image", cluster.node_image or "", "--host-port", str(cluster.ingress_host_port),
                  "--need-cpus", str(required.cpus), "--need-memory-mib", str(required.memory_mib)]
+        if cluster.allow_cgroup_v1:
+            argv += ["--allow-cgroup-v1"]
     if in_graph:
         # Pulumi already runs the program: the Python checked is whichever python3 runs this command.
         argv += ["--cluster-may-exist", "--skip", "python"]

@@ -22,6 +22,17 @@ def test_kind_config_has_a_control_plane_and_the_configured_workers() -> None:
     assert {n["image"] for n in document["nodes"]} == {"kindest/node:v1.35.0"}
 
 
+def test_allow_cgroup_v1_tells_every_kubelet_not_to_refuse_it() -> None:
+    """kind applies a cluster-wide kubeadmConfigPatches entry to every node's kubeadm config."""
+    assert "kubeadmConfigPatches" not in yaml.safe_load(kind_config(base_config().cluster))
+    config = base_config(cluster={"allowCgroupV1": True})
+    [patch] = yaml.safe_load(kind_config(config.cluster))["kubeadmConfigPatches"]
+    assert yaml.safe_load(patch) == {"kind": "KubeletConfiguration", "failCgroupV1": False}
+    # Nothing for a cluster the stack does not create.
+    assert not base_config(cluster={"provider": "existing", "context": "minikube",
+                                    "allowCgroupV1": True}).cluster.allow_cgroup_v1
+
+
 def test_kind_maps_the_host_port_to_the_gateway_node_port() -> None:
     config = base_config()
     [mapping] = yaml.safe_load(kind_config(config.cluster))["nodes"][0]["extraPortMappings"]

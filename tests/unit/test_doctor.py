@@ -110,12 +110,24 @@ def without(tool: str) -> FakeHost:
 
 def test_a_ready_machine_passes_every_check() -> None:
     found = checks(FakeHost())
-    assert [c.name for c in found] == ["python", "pulumi", "kubectl", "docker", "docker-resources", "kind",
-                                       "node-image", "inotify", "cluster", "host-port"]
+    assert [c.name for c in found] == ["python", "pulumi", "kubectl", "docker", "docker-resources", "cgroup",
+                                       "kind", "node-image", "inotify", "cluster", "host-port"]
     assert all(c.status == "ok" for c in found), [c.line() for c in found if c.status != "ok"]
 
 
 # --- each check, passing and failing ---------------------------------------------------------------------------
+
+def test_cgroup_v1_fails_unless_the_stack_allows_it() -> None:
+    """kubelet 1.35+ refuses cgroup v1: doctor says so before kind waits minutes for nodes that never turn Ready."""
+    v1 = FakeHost(tools={**FakeHost().tools, "docker": json.dumps({**DOCKER_INFO, "CgroupVersion": "1"})})
+    check = failed(v1, "cgroup")
+    assert "cgroup v1" in check.detail and "allowCgroupV1: true under ambient-mesh:cluster" in check.fix
+    allowed = preflight.doctor_argv(base_config(cluster={"allowCgroupV1": True}), "dev")
+    facts = doctor.facts_from_args(doctor.parse_args(allowed))
+    assert only(v1, "cgroup", facts).status == "ok"
+    v2 = FakeHost(tools={**FakeHost().tools, "docker": json.dumps({**DOCKER_INFO, "CgroupVersion": "2"})})
+    assert only(v2, "cgroup").status == "ok"
+
 
 def test_python() -> None:
     assert only(FakeHost(version=(3, 12, 1)), "python").status == "ok"
@@ -256,7 +268,7 @@ def test_the_verdict_counts_problems_one_line_each() -> None:
     assert len(fails) == 4 and all(". Fix: " in line for line in fails)
     assert "doctor: 4 problem(s), nothing was created" in text
     good = io.StringIO()
-    assert doctor.main(argv, FakeHost(), good) == 0 and "doctor: ready (10 checks" in good.getvalue()
+    assert doctor.main(argv, FakeHost(), good) == 0 and "doctor: ready (11 checks" in good.getvalue()
 
 
 def test_python_only_runs_before_the_venv() -> None:
@@ -352,7 +364,7 @@ def test_fake_executables_on_path(tmp_path: Path, clusters: str, down: str, code
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == code, done.stdout + done.stderr
     if code == 0:
-        assert "doctor: ready (9 checks" in done.stdout
+        assert "doctor: ready (10 checks" in done.stdout
     elif down:
         assert "FAIL  the Docker engine does not answer (Cannot connect to the Docker daemon)" in done.stdout
     else:
