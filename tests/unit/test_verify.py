@@ -324,6 +324,22 @@ def test_all_checks_pass_on_a_healthy_mesh(run_verify: Any) -> None:
     assert "--tail=-1" in logs and "--prefix" in logs and any(a.startswith("--since=") for a in logs)
 
 
+def test_without_a_real_data_plane_every_traffic_check_skips_naming_why(run_verify: Any) -> None:
+    """A cluster running a stand-in ztunnel: the pods and the label are still checked; nothing is sent through the
+    mesh, and each skipped check says which image is missing."""
+    cluster = FakeCluster()
+    why = "docker.io/istio/ztunnel:1.31.1 is a readiness-only stand-in"
+    run = run_verify(cluster, "--no-data-plane", why)
+    assert run.code == 0
+    statuses = run.status()
+    assert list(statuses) == ALL_CHECKS
+    assert {n for n, st in statuses.items() if st == "pass"} == {"pods-ready:istio-system", "pods-ready:default",
+                                                                  "ambient-label"}
+    for name in set(ALL_CHECKS) - {"pods-ready:istio-system", "pods-ready:default", "ambient-label"}:
+        assert statuses[name] == "skip" and why in run.check(name)["summary"]
+    assert not cluster.kubectl_calls("exec") and not cluster.kubectl_calls("logs")
+
+
 def test_the_curl_commands_are_the_tutorials(run_verify: Any) -> None:
     cluster = FakeCluster()
     run_verify(cluster)

@@ -36,6 +36,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--waypoint", metavar="NAME", help="check that requests go through this waypoint")
     parser.add_argument("--core", action="store_true",
                         help="core checks only: pods, label, curl from sleep, ingress (the in-stack smoke check)")
+    parser.add_argument("--no-data-plane", metavar="REASON",
+                        help="the cluster has no real data plane (a stand-in image): skip every traffic check, "
+                             "giving this reason")
     parser.add_argument("--stack", help="Pulumi stack whose outputs to read (default: the selected stack)")
     parser.add_argument("--no-stack-outputs", action="store_true", help="do not call `pulumi stack output`")
     parser.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
@@ -108,6 +111,7 @@ def build_settings(args: argparse.Namespace, outputs: dict[str, Any] | None) -> 
         expect_denied=tuple(args.expect_denied or hints.get("expectDenied") or ()),
         waypoint=args.waypoint or hints.get("waypoint"),
         core=args.core,
+        no_data_plane=args.no_data_plane,
         wait_seconds=args.wait,
         attempts=max(1, args.attempts),
         interval=args.interval,
