@@ -60,6 +60,10 @@ BOOKINFO: tuple[BookinfoService, ...] = (
 )
 BOOKINFO_SERVICES = tuple(svc.name for svc in BOOKINFO)
 PRODUCTPAGE = "productpage"
+# The page whose <title> the tutorial's curls grep. The tutorial asked `/`: its Bookinfo (1.17.0) rendered the title
+# there, and every Bookinfo since 1.20 (istio/istio#51239) renders none at `/` but keeps it at /productpage. The one
+# deliberate difference from the tutorial's commands (README: The tutorial, step by step).
+TITLE_PAGE = "/productpage"
 
 
 def bookinfo_account(service: str) -> str:

@@ -39,7 +39,7 @@ def try_it(config: StackConfig) -> list[str]:
     ingress = in_cluster_ingress(config)
     if ingress is not None:
         commands.append(curl("sleep", f"http://{ingress}/productpage"))
-    productpage = f"http://{catalog.PRODUCTPAGE}:{catalog.BOOKINFO_PORT}/"
+    productpage = f"http://{catalog.PRODUCTPAGE}:{catalog.BOOKINFO_PORT}{catalog.TITLE_PAGE}"
     commands += [
         curl("sleep", productpage),
         curl("notsleep", productpage),
@@ -65,7 +65,8 @@ def more_checks(config: StackConfig) -> dict[str, str]:
     if config.sidecar.enabled:
         client = catalog.SIDECAR_CLIENT
         commands["fromSidecar"] = (f"{k} exec -n {config.sidecar.namespace} deploy/{client} -c {client} -- "
-                                   f"curl -s http://{catalog.PRODUCTPAGE}.{ns}:{catalog.BOOKINFO_PORT}/ | {TITLE}")
+                                   f"curl -s http://{catalog.PRODUCTPAGE}.{ns}:{catalog.BOOKINFO_PORT}"
+                                   f"{catalog.TITLE_PAGE} | {TITLE}")
     status = "curl -s -o /dev/null -w '%{http_code}\\n'"
     for client in expected_denied(config):
         where = ("403 from the waypoint (RBAC: access denied)" if config.waypoint.covers(catalog.PRODUCTPAGE)

@@ -154,10 +154,11 @@ def tutorial_checks() -> list[str]:
 
 def tutorial_checks_for(config: StackConfig) -> list[str]:
     """The tutorial's checks, with the in-cluster ingress address of the stack's ingress (the tutorial's is the
-    Istio ingress gateway's)."""
+    Istio ingress gateway's), and productpage's title asked where today's Bookinfo renders it."""
     ingress = in_cluster_ingress(config)
+    page = f"http://{catalog.PRODUCTPAGE}:{catalog.BOOKINFO_PORT}"
     return [c.replace(f"http://{catalog.INGRESS_RELEASE}.{catalog.ISTIO_NAMESPACE}/", f"http://{ingress}/")
-            for c in tutorial_checks()]
+            .replace(f"{page}/ ", f"{page}{catalog.TITLE_PAGE} ") for c in tutorial_checks()]
 
 
 def test_try_it_is_the_tutorials_checks_in_order(dev: tuple[StackConfig, Graph]) -> None:

@@ -6,7 +6,7 @@ Each check prints PASS, FAIL or SKIP with the evidence it saw; the exit code is 
   ambient-label     the app namespace carries istio.io/dataplane-mode=ambient
   curl:<client>     `kubectl exec deploy/<client> -- curl productpage:9080/productpage` shows the Bookinfo title
                     (or, for a client named by --expect-denied, is refused while the others get through)
-  loop:notsleep     the tutorial's loop: ten requests from notsleep to productpage:9080/ all show the title
+  loop:notsleep     the tutorial's loop: ten requests from notsleep to productpage:9080/productpage all show the title
                     (unless policy denies notsleep)
   ingress:in-cluster  sleep reaches productpage through the ingress gateway's in-cluster address
   ingress:host      the host reaches productpage through the ingress URL (kind maps it to the gateway)

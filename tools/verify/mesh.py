@@ -12,9 +12,10 @@ PRODUCTPAGE = "productpage"
 PRODUCTPAGE_PORT = 9080
 HBONE_PORT = 15008
 CLIENTS = ("sleep", "notsleep")
-# The tutorial's loop: `for i in {1..10}; do kubectl exec deploy/notsleep -- curl -s http://productpage:9080/ ...`.
+# The tutorial's loop: `for i in {1..10}; do kubectl exec deploy/notsleep -- curl -s http://productpage:9080/ ...`,
+# on the page that has the title since Bookinfo 1.20 (components/model/catalog.py: TITLE_PAGE).
 LOOP_CLIENT = "notsleep"
-LOOP_URL = "http://productpage:9080/"
+LOOP_URL = "http://productpage:9080/productpage"
 LOOP_REQUESTS = 10
 # Pod name prefixes (Deployment/DaemonSet names) that must exist, besides "every pod Ready".
 ISTIO_WORKLOADS = ("istiod", "ztunnel", "istio-cni-node")
