@@ -11,7 +11,7 @@ PULUMI_BACKEND_URL := file://$(STATE_DIR)
 endif
 export PULUMI_BACKEND_URL
 
-.PHONY: help venv doctor state up preview diff destroy diagnose test test-schema test-tools check lint typecheck lint-workflows test-policy render verify test-e2e engine engine-diff test-engine graph report bench
+.PHONY: help venv doctor state up preview diff destroy diagnose test test-schema test-tools check lint typecheck lint-workflows test-policy render verify test-e2e kind-tier test-kind engine engine-diff test-engine graph report bench
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -81,6 +81,12 @@ verify: ## prove the deployed mesh works: pods, label, curls, loop, ingress, ztu
 
 test-e2e: venv ## e2e on a fresh kind cluster: up, verify, preview, destroy (Docker, kind, kubectl, pulumi)
 	$(BIN)/python -m pytest tests/e2e -m e2e -v -rs
+
+kind-tier: engine ## build the kind tier (Docker engine, kind, node image, every image the dev stack runs) offline
+	tools/testkit/bootstrap-kind.sh
+
+test-kind: venv kind-tier ## the dev stack through make up/verify/diagnose/destroy on a real kind cluster (the kind tier)
+	$(BIN)/python -m pytest -m kind tests/kind -v -rs -s
 
 engine: ## build the engine tier (Pulumi CLI, providers, kwok control plane) into ~/.cache/ambient-mesh-engine
 	tools/testkit/bootstrap-engine.sh

@@ -25,7 +25,7 @@ GATEWAY_API_FIXTURE = REPO / "tests" / "fixtures" / "gateway-api-crds.yaml"
 # The tiers with a directory of their own, every test in it marked with the tier (tests/unit/test_tiers.py checks):
 # a run whose -m expression deselects a tier does not import its directory at all (the unit tier then collects in
 # half the time, in each xdist worker).
-TIER_DIRECTORIES = ("schema", "tools", "engine", "e2e")
+TIER_DIRECTORIES = ("schema", "tools", "engine", "e2e", "kind")
 
 
 def tier_deselected(tier: str, markexpr: str) -> bool:

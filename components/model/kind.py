@@ -55,6 +55,12 @@ fi
 kind create cluster --name "$CLUSTER_NAME" --config - --wait 120s
 """
 
-KIND_DELETE = 'kind delete cluster --name "$CLUSTER_NAME"'
+# kind leaves its shared `kind` Docker network behind; it goes too once no container is attached to it (kind makes it
+# again for the next cluster).
+KIND_DELETE = """kind delete cluster --name "$CLUSTER_NAME"
+if [ "$(docker network inspect kind --format '{{len .Containers}}' 2>/dev/null)" = "0" ]; then
+  docker network rm kind >/dev/null 2>&1 || true
+fi
+"""
 
 KIND_KUBECONFIG = 'kind get kubeconfig --name "$CLUSTER_NAME"'

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from components.cluster import Cluster, ClusterArgs
-from components.model.kind import kind_config
+from components.model.kind import KIND_DELETE, kind_config
 from components.model.outputs import verify_hints
 from tests.conftest import base_config
 from tools.testkit.mockgraph import build_component, run_stack
@@ -99,3 +101,22 @@ def test_outputs() -> None:
     assert outputs["moreChecks"]["viaHost"].startswith(f"curl -s {outputs['ingressUrl']} ")
     # tryIt: the tutorial's commands for this cluster (tests/unit/test_stack_files.py compares them with the page)
     assert all(f"--context kind-{config.cluster.name} " in command for command in outputs["tryIt"])
+
+
+@pytest.mark.parametrize(("attached", "removed"), [("0", True), ("3", False), ("", False)])
+def test_deleting_the_cluster_removes_kinds_network_once_nothing_uses_it(tmp_path: Path, attached: str,
+                                                                         removed: bool) -> None:
+    """kind leaves its shared `kind` network behind; the stack's delete removes it only when no container (another
+    cluster's node, say) is attached, and never fails on it."""
+    calls = tmp_path / "calls"
+    for tool, answer in (("kind", ""), ("docker", attached)):
+        script = tmp_path / tool
+        script.write_text(f'#!/bin/sh\necho "{tool} $*" >> {calls}\n'
+                          + (f'[ "$1 $2" = "network inspect" ] && [ -n "{answer}" ] && echo {answer}\n'
+                             if tool == "docker" else "") + "exit 0\n")
+        script.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "CLUSTER_NAME": "ambient"}
+    subprocess.run(["sh", "-c", KIND_DELETE], env=env, check=True)
+    ran = calls.read_text().splitlines()
+    assert ran[0] == "kind delete cluster --name ambient"
+    assert ("docker network rm kind" in ran) is removed

@@ -1,0 +1,232 @@
+"""The kind tier: the dev stack brought up for real, through the project's own make targets, on a real Docker engine
+and a real kind cluster (`make test-kind`; tools/testkit/bootstrap-kind.sh builds what it needs offline).
+
+One cluster for the module, in order: a first `make up` from an empty Docker state, what the real system shows,
+`make verify`, a no-op second `make up`, `make diagnose` on a healthy and on a broken mesh, the tutorial's tryIt
+commands that need no stand-in, and `make destroy` leaving no container, network or kubeconfig entry behind. Checks
+that need a real data plane skip, naming the stand-in image, where ztunnel or proxyv2 is one (tests/kind/tier.py).
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.model import catalog
+from components.model import images as image_model
+from components.model.kind import node_names
+from components.model.validate import parse_config
+from tests.engine import kwok
+from tests.kind import tier
+
+pytestmark = pytest.mark.kind
+
+UP_TIMEOUT = 1800
+
+
+def _prerequisites() -> list[str]:
+    reasons = []
+    if tier.docker("info").returncode != 0:
+        reasons.append("no Docker engine answers (tools/testkit/kind/docker.sh start)")
+    if not (tier.kind_cache() / "bin" / "kind").exists() and not tier.offline():
+        reasons.append("no kind tier built (tools/testkit/bootstrap-kind.sh)")
+    reasons += [f"engine tier: {m} missing (tools/testkit/bootstrap-engine.sh)"
+                for m in kwok.missing_binaries(("pulumi",))]
+    reasons += [f"engine tier: plugin {p} missing" for p in kwok.missing_plugins(("kubernetes", "command"))]
+    return reasons
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    reasons = _prerequisites()
+    if reasons:
+        pytest.skip("the kind tier is not built here: " + "; ".join(reasons))
+    local = tier.offline()
+    raw = tier.tier_config(tier.stack_raw(), tier.free_port(), local=local, allow_cgroup_v1=tier.cgroup_v1())
+    config = parse_config(raw)
+    missing = tier.missing_images(config) if local else []
+    if missing:
+        pytest.fail(f"the kind tier lacks images the stack runs: {', '.join(missing)}")
+    found = tier.standins(config)
+    gaps = tier.data_plane_gaps(config, found)
+    if gaps:
+        # A stand-in proxyv2 cannot serve an ingress, a stand-in ztunnel cannot carry the smoke check's requests.
+        raw["app"]["ingress"] = "none"
+        raw["verify"]["smokeCheck"] = False
+        config = parse_config(raw)
+    for image, why in sorted(found.items()):
+        print(f"kind tier: {image} is a STAND-IN: {why}")
+    work = tier.WorkCopy.create(tmp_path_factory.mktemp("kind-tier"), raw)
+    state: dict[str, Any] = {"work": work, "config": config, "gaps": gaps, "standins": found, "local": local}
+    try:
+        yield state
+    finally:
+        Path(work.root / "kind-tier.log").write_text("\n".join(work.log), encoding="utf-8")
+        if tier.docker("ps", "-aq", "--filter", f"label=io.x-k8s.kind.cluster={tier.CLUSTER_NAME}").stdout.strip():
+            work.make("destroy", check=False, timeout=900)
+            work.run(["kind", "delete", "cluster", "--name", tier.CLUSTER_NAME], check=False)
+
+
+@pytest.fixture(scope="module")
+def up(stack: dict[str, Any]) -> dict[str, Any]:
+    work = stack["work"]
+    assert not tier.docker("ps", "-aq", "--filter", f"label=io.x-k8s.kind.cluster={tier.CLUSTER_NAME}").stdout.strip()
+    started = time.monotonic()
+    done = work.make("up", timeout=UP_TIMEOUT, check=False)
+    stack["up_seconds"] = time.monotonic() - started
+    print(f"kind tier: first make up {stack['up_seconds']:.0f} s")
+    assert done.returncode == 0, f"make up failed:\n{done.stdout[-8000:]}\n{done.stderr[-4000:]}"
+    return stack
+
+
+def _pods(work: tier.WorkCopy, namespace: str) -> list[dict[str, Any]]:
+    return list(work.kubectl_json("get", "pods", "-n", namespace)["items"])
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions") or [])
+
+
+def test_first_up_creates_the_cluster_and_every_node_is_ready(up: dict[str, Any]) -> None:
+    work, config = up["work"], up["config"]
+    control_plane, workers = node_names(config.cluster)
+    nodes = work.kubectl_json("get", "nodes")["items"]
+    assert sorted(n["metadata"]["name"] for n in nodes) == sorted([control_plane, *workers])
+    for node in nodes:
+        ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
+        assert ready and ready[0]["status"] == "True", node["metadata"]["name"]
+    assert work.outputs()["clusterName"] == config.cluster.name
+
+
+def test_istio_runs_on_every_node_and_the_app_on_the_workers(up: dict[str, Any]) -> None:
+    work, config = up["work"], up["config"]
+    control_plane, workers = node_names(config.cluster)
+    system = _pods(work, catalog.ISTIO_NAMESPACE)
+    assert [p for p in system if p["metadata"]["name"].startswith("istiod-") and _ready(p)]
+    for app in ("istio-cni-node", "ztunnel"):
+        pods = [p for p in system if p["metadata"].get("labels", {}).get("k8s-app", p["metadata"].get("labels", {})
+                                                                            .get("app")) == app]
+        assert sorted(p["spec"]["nodeName"] for p in pods if _ready(p)) == sorted([control_plane, *workers]), app
+    app_pods = _pods(work, config.app.namespace)
+    expected = {f"{s.name}-{v}" for s in catalog.BOOKINFO for v in s.versions} | set(catalog.CLIENT_NAMES)
+    running = {}
+    for pod in app_pods:
+        owner = pod["metadata"]["name"].rsplit("-", 2)[0]
+        if pod["status"].get("phase") == "Running":
+            running[owner] = pod["spec"]["nodeName"]
+    assert set(running) >= expected, f"not running: {sorted(expected - set(running))}"
+    assert {running[name] for name in expected} <= set(workers)
+
+
+def test_the_namespace_is_enrolled_and_gateway_api_is_served(up: dict[str, Any]) -> None:
+    work, config = up["work"], up["config"]
+    labels = work.kubectl_json("get", "namespace", config.app.namespace)["metadata"]["labels"]
+    assert labels.get("istio.io/dataplane-mode") == "ambient"
+    crd = work.kubectl_json("get", "crd", "gateways.gateway.networking.k8s.io")
+    assert any(c["type"] == "Established" and c["status"] == "True" for c in crd["status"]["conditions"])
+    served = work.kubectl("api-resources", "--api-group", "gateway.networking.k8s.io", "-o", "name")
+    assert "gateways.gateway.networking.k8s.io" in served and "httproutes.gateway.networking.k8s.io" in served
+
+
+def test_every_image_was_loaded_and_no_node_pulled(up: dict[str, Any]) -> None:
+    work, config = up["work"], up["config"]
+    events = work.kubectl_json("get", "events", "--all-namespaces")["items"]
+    pulls = [f"{e['involvedObject'].get('name')}: {e.get('message')}" for e in events if e.get("reason") == "Pulling"]
+    assert not pulls, "nodes pulled from a registry:\n" + "\n".join(pulls)
+    preload = image_model.preload(config)
+    for node, wanted in [(n, preload.every_node_images) for n in preload.every_node] + \
+                        [(n, preload.worker_images) for n in preload.workers]:
+        listed = tier.docker("exec", node, "crictl", "images", "-o", "json").stdout
+        for image in wanted:
+            assert image.split("/", 1)[1].rsplit(":", 1)[0] in listed, f"{image} not on {node}"
+
+
+def test_verify_passes_and_names_what_it_cannot_check(up: dict[str, Any]) -> None:
+    work, gaps = up["work"], up["gaps"]
+    flags = f"--no-data-plane {shlex.quote(gaps)}" if gaps else ""
+    done = work.make("verify", f"VERIFY_ARGS={flags}", check=False, timeout=900)
+    print(done.stdout[-3000:])
+    assert done.returncode == 0, done.stdout[-6000:]
+    assert "verify: OK" in done.stdout
+    if gaps:
+        assert f"needs a real data plane: {gaps}" in done.stdout
+
+
+def test_the_tutorial_traffic_crosses_the_mesh(up: dict[str, Any]) -> None:
+    """The tryIt curls and the ztunnel logs: only with real ztunnel and proxyv2 images."""
+    work, gaps = up["work"], up["gaps"]
+    if gaps:
+        pytest.skip(f"needs a real data plane: {gaps}")
+    for command in work.outputs()["tryIt"]:
+        done = work.run(["bash", "-c", command], timeout=300, check=True)
+        if "grep -o" in command:
+            lines = done.stdout.split()
+            assert lines and all("<title>Simple" in line or line in ("Bookstore", "App</title>") for line in lines)
+
+
+def test_try_it_commands_that_need_no_data_plane(up: dict[str, Any]) -> None:
+    work = up["work"]
+    commands = [c for c in work.outputs()["tryIt"] if " exec " not in c and " logs " not in c]
+    assert len(commands) == 2  # get nodes, get pods -n istio-system
+    for command in commands:
+        done = work.run(["bash", "-c", command], timeout=120, check=True)
+        assert "Ready" in done.stdout or "Running" in done.stdout
+
+
+def test_a_second_up_changes_nothing(up: dict[str, Any]) -> None:
+    work = up["work"]
+    started = time.monotonic()
+    work.make("up", timeout=900)
+    up["noop_seconds"] = time.monotonic() - started
+    changes = work.last_update_changes()
+    assert set(changes) == {"same"}, changes
+
+
+def test_diagnose_on_a_healthy_mesh(up: dict[str, Any]) -> None:
+    done = up["work"].make("diagnose", check=False, timeout=300)
+    assert done.returncode == 0 and "every pod is ready" in done.stdout, done.stdout
+
+
+def test_diagnose_names_a_missing_image_and_a_deleted_pod(up: dict[str, Any]) -> None:
+    work, config = up["work"], up["config"]
+    ns = config.app.namespace
+    missing = "docker.io/istio/examples-bookinfo-details-v1:0.0.0-not-preloaded"
+    work.kubectl("-n", ns, "set", "image", "deploy/details-v1", f"details={missing}")
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        done = work.make("diagnose", check=False, timeout=300)
+        if "did not preload" in done.stdout:
+            break
+        time.sleep(5)
+    assert done.returncode == 1, done.stdout
+    assert f"the pod runs {missing}, an image the stack did not preload" in done.stdout
+    work.kubectl("-n", ns, "rollout", "undo", "deploy/details-v1")
+    work.kubectl("-n", ns, "rollout", "status", "deploy/details-v1", "--timeout=180s", timeout=240)
+    # A deleted istio-cni pod: its DaemonSet brings it back, and diagnose says so until it is Ready.
+    [victim] = [p["metadata"]["name"] for p in _pods(work, catalog.ISTIO_NAMESPACE)
+                if p["metadata"]["name"].startswith("istio-cni-node-")][:1]
+    work.kubectl("-n", catalog.ISTIO_NAMESPACE, "delete", "pod", victim, "--wait=false")
+    work.kubectl("-n", catalog.ISTIO_NAMESPACE, "rollout", "status", "ds/istio-cni-node", "--timeout=180s", timeout=240)
+    done = work.make("diagnose", check=False, timeout=300)
+    assert done.returncode == 0 and "every pod is ready" in done.stdout, done.stdout
+
+
+def test_destroy_leaves_nothing_behind(up: dict[str, Any]) -> None:
+    work = up["work"]
+    started = time.monotonic()
+    work.make("destroy", timeout=900)
+    up["destroy_seconds"] = time.monotonic() - started
+    print(f"kind tier: no-op up {up.get('noop_seconds', 0):.0f} s, destroy {up['destroy_seconds']:.0f} s")
+    assert not tier.docker("ps", "-aq", "--filter", f"label=io.x-k8s.kind.cluster={tier.CLUSTER_NAME}").stdout.strip()
+    assert tier.CLUSTER_NAME not in work.run(["kind", "get", "clusters"], check=True).stdout.split()
+    kubeconfig = Path(work.env["KUBECONFIG"])
+    assert not kubeconfig.exists() or f"kind-{tier.CLUSTER_NAME}" not in kubeconfig.read_text(encoding="utf-8")
+    networks = tier.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+    assert "kind" not in networks or tier.docker("network", "inspect", "kind", "--format",
+                                                 "{{len .Containers}}").stdout.strip() != "0"
+    assert not work.outputs()

@@ -1,0 +1,165 @@
+"""The kind tier's own logic: where its tools and images are, which images are stand-ins, the stack file it runs,
+and a work copy of the checkout in which the project's own make targets run (`make up`, `make verify`, ...).
+
+Offline (this workplace): the images, the node image and the kind CLI come from tools/testkit/bootstrap-kind.sh, the
+Pulumi CLI and providers from the engine tier, Istio's charts and Gateway API's CRDs from their Go modules; the
+stack file is the dev stack's with those local sources. Online (GitHub's e2e job, a laptop): the dev stack as
+shipped, pulling real images, with only the cluster's name and host port changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.model import images as image_model
+from components.model.config import PROJECT, StackConfig, read_stack_file
+from components.model.validate import parse_config
+from tests.engine import kwok, upstream
+
+REPO = Path(__file__).resolve().parents[2]
+CACHE_ENV = "KIND_TIER_CACHE"
+STANDIN_LABEL = "ambient-mesh.standin"
+NODE_IMAGE = "ambient-mesh.local/kind-node:v1.36.3"
+CLUSTER_NAME = "ambient-tier"
+STACK = "dev"
+
+
+def kind_cache() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "ambient-mesh-kind")
+
+
+def docker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def image_labels(image: str) -> dict[str, str] | None:
+    """The labels of a local image; None when the host's Docker does not have it."""
+    done = docker("image", "inspect", "--format", "{{json .Config.Labels}}", image)
+    if done.returncode != 0:
+        return None
+    return json.loads(done.stdout or "null") or {}
+
+
+def standins(config: StackConfig) -> dict[str, str]:
+    """The stack's images that are stand-ins in the host's Docker (image -> why), as their labels say."""
+    found = {}
+    for image in image_model.images(config):
+        labels = image_labels(image) or {}
+        if STANDIN_LABEL in labels:
+            found[image] = labels[STANDIN_LABEL]
+    return found
+
+
+def missing_images(config: StackConfig) -> list[str]:
+    return [image for image in image_model.images(config) if image_labels(image) is None]
+
+
+def offline() -> bool:
+    """Whether the kind tier is built here: its node image is in the host's Docker."""
+    return image_labels(NODE_IMAGE) is not None
+
+
+def cgroup_v1() -> bool:
+    return docker("info", "--format", "{{.CgroupVersion}}").stdout.strip() == "1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tier_config(base: Mapping[str, Any], host_port: int, *, local: bool, allow_cgroup_v1: bool) -> dict[str, Any]:
+    """The dev stack's config with what this machine needs: its own cluster name and a free host port; offline,
+    the tier's node image, Istio's charts and Gateway API's CRDs from their pinned Go modules."""
+    raw: dict[str, Any] = json.loads(json.dumps(dict(base)))
+    cluster = raw.setdefault("cluster", {})
+    cluster.update({"name": CLUSTER_NAME, "ingressHostPort": host_port, "allowCgroupV1": allow_cgroup_v1})
+    if local:
+        config = parse_config(raw)
+        cluster["nodeImage"] = NODE_IMAGE
+        raw.setdefault("istio", {})["repository"] = str(upstream.charts_dir(config.istio.version))
+        raw.setdefault("gatewayApi", {})["source"] = str(upstream.gateway_api_crds(config.gateway_api.version))
+    return raw
+
+
+def data_plane_gaps(config: StackConfig, found: Mapping[str, str]) -> str | None:
+    """Why the cluster cannot carry traffic through the mesh (a stand-in ztunnel or proxyv2), or None."""
+    gaps = [f"{image} is a stand-in ({why})" for image, why in sorted(found.items())
+            if "/ztunnel:" in image or "/proxyv2:" in image]
+    return "; ".join(gaps) or None
+
+
+def stack_file_text(raw: Mapping[str, Any]) -> str:
+    return yaml.safe_dump({"config": {f"{PROJECT}:{section}": value for section, value in raw.items()}},
+                          sort_keys=False)
+
+
+@dataclass
+class WorkCopy:
+    """A copy of this checkout (tracked and untracked files, not ignored ones) with its own stack file, state
+    backend and kubeconfig: the project's make targets run there exactly as a user runs them."""
+
+    root: Path
+    env: dict[str, str] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, root: Path, raw: Mapping[str, Any]) -> WorkCopy:
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                                capture_output=True, check=True).stdout.decode().split("\0")
+        for name in filter(None, listed):
+            source = REPO / name
+            if source.is_file():
+                target = root / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
+        venv = REPO / ".venv"
+        if venv.is_dir():
+            (root / ".venv").symlink_to(venv)
+        (root / f"Pulumi.{STACK}.yaml").write_text(stack_file_text(raw), encoding="utf-8")
+        env = {**os.environ, **kwok.pulumi_env()}
+        env["PATH"] = os.pathsep.join([str(kind_cache() / "bin"), env["PATH"]])
+        env.update({"PULUMI_BACKEND_URL": f"file://{root / '.pulumi-state'}", "PULUMI_CONFIG_PASSPHRASE": "kind-tier",
+                    "KUBECONFIG": str(root / "kubeconfig"), "PYTHONDONTWRITEBYTECODE": "1"})
+        return cls(root, env)
+
+    def run(self, argv: Sequence[str], timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(list(argv), cwd=self.root, env=self.env, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+        self.log.append(f"$ {' '.join(argv)}  (exit {done.returncode})\n{done.stdout}{done.stderr}")
+        if check and done.returncode != 0:
+            raise AssertionError(f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout[-6000:]}\n"
+                                 f"{done.stderr[-6000:]}")
+        return done
+
+    def make(self, *target: str, timeout: float = 1500, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run(["make", *target], timeout=timeout, check=check)
+
+    def kubectl(self, *args: str, timeout: float = 120) -> str:
+        return self.run(["kubectl", "--context", f"kind-{CLUSTER_NAME}", *args], timeout=timeout, check=True).stdout
+
+    def kubectl_json(self, *args: str) -> Any:
+        return json.loads(self.kubectl(*args, "-o", "json"))
+
+    def outputs(self) -> dict[str, Any]:
+        done = self.run(["pulumi", "stack", "output", "--json", "--stack", STACK], check=True)
+        return json.loads(done.stdout)
+
+    def last_update_changes(self) -> dict[str, int]:
+        done = self.run(["pulumi", "stack", "history", "--json", "--stack", STACK], check=True)
+        return dict(json.loads(done.stdout)[0].get("resourceChanges") or {})
+
+
+def stack_raw(stack_file: Path = REPO / "Pulumi.dev.yaml") -> dict[str, Any]:
+    return dict(read_stack_file(stack_file))
