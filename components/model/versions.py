@@ -101,7 +101,7 @@ class Prerequisite:
 
 
 PREREQUISITES: dict[str, Prerequisite] = {p.tool: p for p in (
-    Prerequisite("docker", "24", "the engine kind runs its nodes in"),
+    Prerequisite("docker", "20.10", "the engine kind runs its nodes in"),
     Prerequisite("kind", "0.27", "creates the cluster; loads the host's images into its nodes"),
     Prerequisite("kubectl", "1.32", "verify, diagnose and the smoke check; the oldest Kubernetes minor Istio supports"),
     Prerequisite("pulumi", "3.200", "runs the program"),

@@ -171,7 +171,7 @@ def test_kubectl_without_json_output() -> None:
 
 
 def test_docker_engine() -> None:
-    assert only(FakeHost(), "docker").detail == "Docker engine 28.1.1 answers (>= 24)"
+    assert only(FakeHost(), "docker").detail == "Docker engine 28.1.1 answers (>= 20.10)"
     assert failed(without("docker"), "docker").fix == "curl -fsSL https://get.docker.com | sh"
     down = Result(1, json.dumps({"ServerErrors": ["Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
                                                   "Is the docker daemon running?"]}), "")
@@ -182,8 +182,8 @@ def test_docker_engine() -> None:
         "sudo usermod -aG docker $USER && newgrp docker")
     mac = FakeHost(failing={"docker": down}, os_name="Darwin")
     assert failed(mac, "docker").fix.startswith("open -a Docker")
-    old = FakeHost(tools={**FakeHost().tools, "docker": json.dumps({**DOCKER_INFO, "ServerVersion": "20.10.24"})})
-    assert "Docker engine 20.10.24 is older than 24" in failed(old, "docker").detail
+    old = FakeHost(tools={**FakeHost().tools, "docker": json.dumps({**DOCKER_INFO, "ServerVersion": "19.03.15"})})
+    assert "Docker engine 19.03.15 is older than 20.10" in failed(old, "docker").detail
 
 
 def test_docker_resources_against_what_the_stack_needs() -> None:
