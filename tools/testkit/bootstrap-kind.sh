@@ -37,6 +37,8 @@ JOBS=${ENGINE_BUILD_JOBS:-2}
 DEBIAN_BASE_IMAGE=ambient-mesh.local/debian:trixie
 PIECES=(docker kind kube-binaries containerd crictl cni-plugins debian-base node-base component-images
   system-images node-image istio-images apps)
+# kind's node-image build reads four image archives only (server/bin/<component>.tar); kube-proxy.tar also carries
+# every other image the node needs (tools/testkit/kind/node/image-archive.py), or kind would pull them.
 # shellcheck source=tools/testkit/build-lib.sh
 source "$REPO_DIR/tools/testkit/build-lib.sh"
 mkdir -p "$BIN" "$STAMPS" "$WORK" "$IMAGES"
@@ -110,8 +112,7 @@ build_node_base() {
     --label "ambient-mesh.pin=$(node_base_pin)" -t "$BASE_IMAGE" "$ctx"
 }
 
-# kube-apiserver, -controller-manager, -scheduler and kube-proxy as images, saved where kind's `build node-image
-# --type file` looks for them: kubernetes/server/bin/<name>.tar of a kubernetes-server tarball.
+# kube-apiserver, -controller-manager, -scheduler and kube-proxy as images (saved by build_node_image).
 COMPONENT_IMAGES=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy)
 build_component_images() {
   local ctx=$WORK/components c packages
@@ -124,22 +125,33 @@ build_component_images() {
     nice docker build -q -f "$HERE/node/component.Dockerfile" --build-arg "DEBIAN_BASE_IMAGE=$DEBIAN_BASE_IMAGE" \
       --build-arg "COMPONENT=$c" --build-arg "PACKAGES=$packages" \
       -t "registry.k8s.io/$c:$KUBERNETES_VERSION" "$ctx" >/dev/null
-    docker save -o "$IMAGES/$c.tar" "registry.k8s.io/$c:$KUBERNETES_VERSION"
   done
 }
 
 build_system_images() { "$HERE/build-system-images.sh"; }
 
 # kind's --type file input: a kubernetes-server-linux-amd64.tar.gz laid out as Kubernetes' release tarball.
-node_image_pin() { cat "$STAMPS"/{kube-binaries,node-base,component-images,system-images} 2>/dev/null | sha256sum | cut -c1-12; }
+system_images() { "$HERE/build-system-images.sh" --list; }
+node_image_pin() {
+  { cat "$STAMPS"/{kube-binaries,node-base,component-images} 2>/dev/null
+    system_images | xargs docker image inspect -f '{{.Id}}' 2>/dev/null; files_hash "$HERE/node/image-archive.py"
+  } | sha256sum | cut -c1-12
+}
 build_node_image() {
-  local ctx=$WORK/node-image srv
+  local ctx=$WORK/node-image srv c extra=()
   rm -rf "$ctx" && mkdir -p "$ctx"
   srv=$ctx/kubernetes/server/bin
   mkdir -p "$srv"
   printf '%s\n' "$KUBERNETES_VERSION" >"$ctx/kubernetes/version"
   cp "$BIN"/{kubeadm,kubelet,kubectl} "$srv/"
-  cp "$IMAGES"/*.tar "$srv/"
+  mapfile -t extra < <(system_images)
+  for c in "${COMPONENT_IMAGES[@]}"; do
+    if [[ $c == kube-proxy ]]; then
+      "$HERE/node/image-archive.py" "$srv/$c.tar" "registry.k8s.io/$c:$KUBERNETES_VERSION" "${extra[@]}"
+    else
+      docker save -o "$srv/$c.tar" "registry.k8s.io/$c:$KUBERNETES_VERSION"
+    fi
+  done
   tar -C "$ctx" -czf "$ctx/kubernetes-server-linux-amd64.tar.gz" kubernetes
   "$BIN/kind" build node-image --type file --base-image "$BASE_IMAGE" --image "$NODE_IMAGE" \
     "$ctx/kubernetes-server-linux-amd64.tar.gz"
@@ -163,7 +175,7 @@ run_piece() {
       piece node-base "$(node_base_pin)" build_node_base "image:$BASE_IMAGE" ;;
     component-images)
       local outputs=() c
-      for c in "${COMPONENT_IMAGES[@]}"; do outputs+=("image:registry.k8s.io/$c:$KUBERNETES_VERSION" "$IMAGES/$c.tar"); done
+      for c in "${COMPONENT_IMAGES[@]}"; do outputs+=("image:registry.k8s.io/$c:$KUBERNETES_VERSION"); done
       piece component-images "$KUBERNETES_VERSION+$(files_hash "$HERE"/node/component.Dockerfile \
         "$HERE"/node/iptables-mode)" build_component_images "${outputs[@]}" ;;
     system-images) build_system_images ;;

@@ -2,6 +2,8 @@
 # base files (images/base/files of the sigs.k8s.io/kind module, copied into the build context by the bootstrap).
 # The packages are the ones kind's base image installs; runc is Debian's (runc's build needs cgo and libseccomp),
 # containerd, crictl and the CNI plugins are built from their Go modules by tools/testkit/bootstrap-kind.sh.
+# containerd's restrict_oom_score_adj is on: a node container that lacks CAP_SYS_RESOURCE (as on this workplace's
+# machines, tools/testkit/kind/docker.sh) cannot lower a process's oom_score_adj, and every pod would fail to start.
 ARG DEBIAN_BASE_IMAGE
 FROM ${DEBIAN_BASE_IMAGE}
 COPY files/ /
@@ -23,6 +25,8 @@ RUN chmod 0755 /usr/local/bin/* /kind /kind/bin /kind/bin/* \
     && mkdir -p /etc/kubernetes/manifests \
     && ctr oci spec | jq '.hooks.createContainer[.hooks.createContainer | length] |= . + {"path": "/kind/bin/mount-product-files.sh"}' \
        | jq 'del(.process.rlimits)' > /etc/containerd/cri-base.json \
+    && sed -i 's/restrict_oom_score_adj = false/restrict_oom_score_adj = true/' /etc/containerd/config.toml \
+    && grep -q 'restrict_oom_score_adj = true' /etc/containerd/config.toml \
     && containerd --version && runc --version && crictl --version
 ENV container=docker
 STOPSIGNAL SIGRTMIN+3
