@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -236,14 +237,14 @@ def test_preload_images_is_a_boolean_defaulting_to_true_on_kind() -> None:
 
 # The charts' own image defaults where they differ from a release: the charts in istio.io/istio's source (the
 # module the engine and kind tiers install) say registry.istio.io/testing and latest, at these keys.
-DEVELOPMENT_CHART_DEFAULTS = {
+DEVELOPMENT_CHART_DEFAULTS: dict[str, dict[str, Any]] = {
     "istiod": {"global": {"hub": "registry.istio.io/testing", "tag": "latest"}},
     "cni": {"global": {"hub": "registry.istio.io/testing", "tag": "latest"}},
     "ztunnel": {"hub": "registry.istio.io/testing", "tag": "latest"},
 }
 
 
-def _helm_merge(defaults: dict[str, object], values: dict[str, object]) -> dict[str, object]:
+def _helm_merge(defaults: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     merged = dict(defaults)
     for key, value in values.items():
         below = merged.get(key)

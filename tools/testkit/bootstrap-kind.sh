@@ -35,7 +35,7 @@ IMAGES=$CACHE/images
 TIMES=$CACHE/times.log
 JOBS=${ENGINE_BUILD_JOBS:-2}
 DEBIAN_BASE_IMAGE=ambient-mesh.local/debian:trixie
-PIECES=(docker kind kube-binaries containerd crictl cni-plugins debian-base node-base component-images
+PIECES=(host-limits docker kind kube-binaries containerd crictl cni-plugins debian-base node-base component-images
   system-images node-image istio-images apps)
 # kind's node-image build reads four image archives only (server/bin/<component>.tar); kube-proxy.tar also carries
 # every other image the node needs (tools/testkit/kind/node/image-archive.py), or kind would pull them.
@@ -45,7 +45,18 @@ mkdir -p "$BIN" "$STAMPS" "$WORK" "$IMAGES"
 command -v go >/dev/null || die "Go is not installed: the kind tier builds from Go modules with Go 1.26 or newer"
 export DOCKER_BUILDKIT=0  # Debian's docker.io has no buildx; the classic builder is enough for these Dockerfiles
 
-build_docker() { "$HERE/docker.sh" start; }
+# kind's recommended inotify limits for clusters of several nodes (README, Prerequisites), which make doctor checks.
+raise_host_limits() {
+  local key want have
+  for key in max_user_watches=524288 max_user_instances=512; do
+    want=${key#*=} key=fs.inotify.${key%=*}
+    have=$(sysctl -n "$key")
+    if ((have < want)); then
+      if [[ $(id -u) == 0 ]]; then sysctl -qw "$key=$want"; log "set $key=$want (was $have)"
+      else log "$key is $have (< $want): sudo sysctl $key=$want"; fi
+    fi
+  done
+}
 
 build_kind() {
   GOBIN=$BIN "${GO[@]}" install -trimpath -ldflags "-s -w" "sigs.k8s.io/kind@$KIND_VERSION"
@@ -163,6 +174,7 @@ build_apps() { "$HERE/build-apps.sh"; }
 
 run_piece() {
   case $1 in
+    host-limits) raise_host_limits ;;
     docker) "$HERE/docker.sh" start ;;  # every run: the engine must answer, stamp or not
     kind) piece kind "$KIND_VERSION" build_kind "$BIN/kind" ;;
     kube-binaries) piece kube-binaries "$KUBERNETES_VERSION+$KUBERNETES_STAGING_VERSION" build_kube_binaries \
