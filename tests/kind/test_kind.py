@@ -33,14 +33,11 @@ REQUIRED_ENV = "KIND_TIER_REQUIRED"
 
 
 def _prerequisites() -> list[str]:
-    reasons = []
+    reasons = tier.missing_tools()
     if tier.docker("info").returncode != 0:
         reasons.append("no Docker engine answers (tools/testkit/kind/docker.sh start)")
-    if not (tier.kind_cache() / "bin" / "kind").exists() and not tier.offline():
-        reasons.append("no kind tier built (tools/testkit/bootstrap-kind.sh)")
-    reasons += [f"engine tier: {m} missing (tools/testkit/bootstrap-engine.sh)"
-                for m in kwok.missing_binaries(("pulumi",))]
-    reasons += [f"engine tier: plugin {p} missing" for p in kwok.missing_plugins(("kubernetes", "command"))]
+    if not kwok.missing_binaries(("pulumi",)):
+        reasons += [f"engine tier: plugin {p} missing" for p in kwok.missing_plugins(("kubernetes", "command"))]
     return reasons
 
 

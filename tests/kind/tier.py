@@ -64,6 +64,16 @@ def missing_images(config: StackConfig) -> list[str]:
     return [image for image in image_model.images(config) if image_labels(image) is None]
 
 
+def missing_tools(which: Any = shutil.which) -> list[str]:
+    """What the tier lacks: the engine tier's Pulumi or one on PATH, the kind tier's kind or one on PATH."""
+    missing = []
+    if kwok.missing_binaries(("pulumi",)) and which("pulumi") is None:
+        missing.append("pulumi (tools/testkit/bootstrap-engine.sh, or the Pulumi CLI on PATH)")
+    if not (kind_cache() / "bin" / "kind").exists() and which("kind") is None:
+        missing.append("kind (tools/testkit/bootstrap-kind.sh, or kind on PATH)")
+    return missing
+
+
 def offline() -> bool:
     """Whether the kind tier is built here: its node image is in the host's Docker."""
     return image_labels(NODE_IMAGE) is not None
@@ -128,8 +138,11 @@ class WorkCopy:
         if venv.is_dir():
             (root / ".venv").symlink_to(venv)
         (root / f"Pulumi.{STACK}.yaml").write_text(stack_file_text(raw), encoding="utf-8")
-        env = {**os.environ, **kwok.pulumi_env()}
-        env["PATH"] = os.pathsep.join([str(kind_cache() / "bin"), env["PATH"]])
+        env = dict(os.environ)
+        if not kwok.missing_binaries(("pulumi",)):
+            env.update(kwok.pulumi_env())  # the engine tier's Pulumi, offline; else the pulumi on PATH (GitHub)
+        if (kind_cache() / "bin" / "kind").exists():
+            env["PATH"] = os.pathsep.join([str(kind_cache() / "bin"), env["PATH"]])
         env.update({"PULUMI_BACKEND_URL": f"file://{root / '.pulumi-state'}", "PULUMI_CONFIG_PASSPHRASE": "kind-tier",
                     "KUBECONFIG": str(root / "kubeconfig"), "PYTHONDONTWRITEBYTECODE": "1"})
         return cls(root, env)

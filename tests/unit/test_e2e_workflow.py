@@ -60,7 +60,7 @@ def test_runs_the_e2e_suite_for_real_on_a_docker_runner() -> None:
     job = load()["jobs"]["e2e"]
     assert job["runs-on"].startswith("ubuntu-") and job["timeout-minutes"] <= 90
     assert load()["env"][harness.REQUIRED_ENV] == "1"  # never a green run that skipped everything
-    [suite] = [s for s in steps() if "pytest" in str(s.get("run", ""))]
+    [suite] = [s for s in steps() if "tests/e2e" in str(s.get("run", ""))]
     assert "tests/e2e" in suite["run"] and "-m e2e" in suite["run"]
     setup = " ".join(str(s.get("run", "")) for s in steps())
     assert "pip install -q -r requirements-dev.txt" in setup and "python -m venv .venv" in setup
@@ -80,3 +80,10 @@ def test_uploads_logs_and_report_on_failure() -> None:
 
 def test_needs_no_secrets() -> None:
     assert "secrets." not in WORKFLOW.read_text() and load()["permissions"] == {"contents": "read"}
+
+
+def test_runs_the_kind_tier_tests_with_real_images() -> None:
+    """The same tests/kind suite as make test-kind, required (a missing tool fails it), on the runner's Docker."""
+    [step] = [s for s in steps() if "tests/kind" in str(s.get("run", ""))]
+    assert "-m kind" in step["run"] and step["env"]["KIND_TIER_REQUIRED"] == "1"
+    assert "tests/kind/**" in load()[True]["pull_request"]["paths"]  # PyYAML reads `on` as True

@@ -35,7 +35,7 @@ IMAGES=$CACHE/images
 TIMES=$CACHE/times.log
 JOBS=${ENGINE_BUILD_JOBS:-2}
 DEBIAN_BASE_IMAGE=ambient-mesh.local/debian:trixie
-PIECES=(host-limits docker kind kube-binaries containerd crictl cni-plugins debian-base node-base component-images
+PIECES=(host-packages host-limits docker kind kube-binaries containerd crictl cni-plugins debian-base node-base component-images
   system-images node-image istio-images apps)
 # kind's node-image build reads four image archives only (server/bin/<component>.tar); kube-proxy.tar also carries
 # every other image the node needs (tools/testkit/kind/node/image-archive.py), or kind would pull them.
@@ -44,6 +44,18 @@ source "$REPO_DIR/tools/testkit/build-lib.sh"
 mkdir -p "$BIN" "$STAMPS" "$WORK" "$IMAGES"
 command -v go >/dev/null || die "Go is not installed: the kind tier builds from Go modules with Go 1.26 or newer"
 export DOCKER_BUILDKIT=0  # Debian's docker.io has no buildx; the classic builder is enough for these Dockerfiles
+
+# What the image builds run on the host, from Debian's packages where a command is missing (a new machine).
+HOST_TOOLS=(debootstrap:debootstrap setcap:libcap2-bin cc:gcc curl:curl npm:npm)
+install_host_packages() {
+  local tool missing=()
+  for tool in "${HOST_TOOLS[@]}"; do command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}"); done
+  [[ ${#missing[@]} == 0 ]] && return 0
+  [[ $(id -u) == 0 ]] || die "missing on this machine: ${missing[*]} (sudo apt-get install ${missing[*]})"
+  log "installing Debian's ${missing[*]}"
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+}
 
 # kind's recommended inotify limits for clusters of several nodes (README, Prerequisites), which make doctor checks.
 raise_host_limits() {
@@ -174,6 +186,7 @@ build_apps() { "$HERE/build-apps.sh"; }
 
 run_piece() {
   case $1 in
+    host-packages) install_host_packages ;;
     host-limits) raise_host_limits ;;
     docker) "$HERE/docker.sh" start ;;  # every run: the engine must answer, stamp or not
     kind) piece kind "$KIND_VERSION" build_kind "$BIN/kind" ;;
