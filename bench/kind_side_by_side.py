@@ -14,8 +14,8 @@ even when it fails:
   --server-side` of the Gateway API CRDs and namespaces; `helm install --wait` of base, istiod, cni, ztunnel (and
   the gateway when the config has an Istio ingress) one after another, in Istio's order, with the values the stack
   renders (tools.render); `kubectl apply --server-side` of everything else it renders (Bookinfo, clients, Istio
-  config; the namespace label as its own field manager); `kubectl wait` until the Deployments are Available (and
-  Gateway API Gateways Programmed); then the stack's own kind delete script, timed as its destroy.
+  config); `kubectl wait` until the Deployments are Available (and Gateway API Gateways Programmed); then the namespace
+  label as its own field manager, as the tutorial labels after applying the app; then the stack's own kind delete script, timed as its destroy.
 
 Figures per run: wall times and their phases (create, load, crds+namespaces, helm, apply+wait; plain: one after
 another; stack: windows of `make up`'s streamed Pulumi output, which overlap where the graph runs things side by
@@ -466,16 +466,18 @@ def plain_install(plan: PlainPlan, workdir: Path, env: Mapping[str, str], figure
     with phase(figures, "apply+wait"):
         if plan.rest:
             sh([*kubectl, "apply", "--server-side", "-f", str(write_objects(plan.rest, workdir / "rest"))], env, log)
-        for index, patch in enumerate(plan.patches):
-            path = write_objects([patch], workdir / f"patch-{index}") / patch.filename
-            sh([*kubectl, "apply", "--server-side", "--force-conflicts", f"--field-manager=plain-patch-{index}",
-                "-f", str(path)], env, log)
         for namespace in plan.namespaces_of("Gateway", "gateway.networking.k8s.io/"):
             sh([*kubectl, "wait", "--for=condition=Programmed", "gateways.gateway.networking.k8s.io", "--all", "-n",
                 namespace, "--timeout=300s"], env, log, timeout=360)
         for namespace in plan.namespaces_of("Deployment"):
             sh([*kubectl, "wait", "--for=condition=Available", "deployment", "--all", "-n", namespace,
                 "--timeout=300s"], env, log, timeout=360)
+        # Then the label, as the tutorial does (kubectl apply the app, then label the namespace): the pods are
+        # running when ambient captures them (with a stand-in ztunnel a pod created after the label never starts).
+        for index, patch in enumerate(plan.patches):
+            path = write_objects([patch], workdir / f"patch-{index}") / patch.filename
+            sh([*kubectl, "apply", "--server-side", "--force-conflicts", f"--field-manager=plain-patch-{index}",
+                "-f", str(path)], env, log)
 
 
 def plain_run(raw: dict[str, Any], root: Path, record: Record) -> None:

@@ -227,8 +227,9 @@ def test_plain_run_does_the_stacks_work_in_istios_order_and_deletes_its_cluster(
     last_helm = max(i for i, call in enumerate(machine.calls) if call[0] == "helm")
     assert any("first" in " ".join(call) for call in machine.calls[:first_helm])  # CRDs and namespaces before
     after = [" ".join(call) for call in machine.calls[last_helm + 1:]]
-    assert "--field-manager=plain-patch-0" in after[1]
-    assert "--for=condition=Available deployment --all -n default" in after[2]
+    # The app, its Deployments Available, then the label: the tutorial's order.
+    assert "--for=condition=Available deployment --all -n default" in after[1]
+    assert "--field-manager=plain-patch-0" in after[2]
     assert commands[-1] == KIND_DELETE and not machine.exists
     figures = record["figures"]
     assert {"up s", "destroy s", "phase create s", "phase load s", "phase crds+namespaces s", "phase helm s",
