@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -18,6 +18,8 @@ class SidecarNamespaceArgs:
     client_image: str
     # istiod: its injection webhook must serve before the client's pod is created.
     injector: list[pulumi.Resource]
+    # The client image's load into the nodes (cluster.preloadImages); the sidecar's proxy comes with istiod's.
+    images: list[pulumi.Resource] = field(default_factory=list)
 
 
 class SidecarNamespace(pulumi.ComponentResource):
@@ -35,7 +37,7 @@ class SidecarNamespace(pulumi.ComponentResource):
             f"{name}-clients",
             CurlClientsArgs(self.namespace.metadata.name, args.client_image, names=(SIDECAR_CLIENT,),
                             # A pod created before the injector serves starts without its sidecar.
-                            wait_for=args.injector),
+                            wait_for=[*args.injector, *args.images]),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"namespace": self.namespace.metadata.name})

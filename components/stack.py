@@ -27,7 +27,7 @@ from components.model import catalog, versions
 from components.model.charts import istio_releases
 from components.model.config import ConfigError, StackConfig
 from components.model.gateway_api import ClusterUnreadable, Reader, bundle, decide
-from components.model.images import load_environment, preload, pull_environment
+from components.model.images import LANES, load_environment, preload, pull_environment
 from components.model.outputs import more_checks, smoke_triggers, try_it, verify_hints
 from components.model.policy import app_policies, peer_authentication_spec
 from components.model.preflight import doctor_argv, doctor_script
@@ -112,27 +112,31 @@ def build_stack(config: StackConfig, gateway_api_reader: Reader | None = None) -
     preflight = (doctor_script(doctor_argv(config, pulumi.get_stack(), in_graph=True))
                  if cluster_config.provider == "kind" else None)
     cluster = Cluster("cluster", ClusterArgs(cluster_config, preflight))
-    images, loaded = None, []
+    images = None
+    mesh_loaded: list[pulumi.Resource] = []
+    app_loaded: list[pulumi.Resource] = []
     if cluster_config.preload_images:
-        plan = preload(config)
-        images = ImagePreload("images", ImagePreloadArgs(pull_environment(plan), load_environment(cluster_config, plan),
-                                                         cluster=cluster.created, after=cluster.preflight))
+        images = ImagePreload("images", ImagePreloadArgs(
+            pull_environment(preload(config)),
+            {lane: load_environment(cluster_config, preload(config, lane)) for lane in LANES},
+            cluster=cluster.created, after=cluster.preflight))
         # Whatever runs these images waits for them to be in the nodes: no node pulls from a registry.
-        loaded = images.loaded
+        mesh_loaded, app_loaded = images.loaded("mesh"), images.loaded("app")
     # Every Kubernetes resource below uses the cluster's provider, handed to each component once.
     on_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
     gateway_api = GatewayApiCrds("gateway-api", GatewayApiArgs(objects), on_cluster)
     istio = IstioAmbient("istio", IstioArgs(istio_releases(
-        config.istio, cluster_config.ingress_node_port if app.ingress == "istio" else None), images=loaded), on_cluster)
+        config.istio, cluster_config.ingress_node_port if app.ingress == "istio" else None), images=mesh_loaded),
+        on_cluster)
     # Gateway API objects need their CRDs, and istiod to deploy a proxy for them.
     gateway_api_ready: list[pulumi.Resource] = [*gateway_api.resources, istio.istiod]
     namespace = AppNamespace("app", AppNamespaceArgs(app.namespace, create=app.namespace != "default"), on_cluster)
     # The app does not wait for Istio: enrolling the namespace later captures pods that are already running.
     bookinfo = Bookinfo("bookinfo", BookinfoArgs(namespace.name, versions.BOOKINFO_IMAGE_REGISTRY, app.bookinfo_tag,
-                                                 wait_for=loaded), on_cluster)
+                                                 wait_for=app_loaded), on_cluster)
     clients = CurlClients("clients", CurlClientsArgs(
         namespace.name, versions.CURL_IMAGE, catalog.CLIENT_NAMES,
-        avoid={catalog.CLIENT_AVOIDING_PRODUCTPAGE: catalog.PRODUCTPAGE}, wait_for=loaded), on_cluster)
+        avoid={catalog.CLIENT_AVOIDING_PRODUCTPAGE: catalog.PRODUCTPAGE}, wait_for=app_loaded), on_cluster)
     enrolment = AmbientEnrolment("ambient", AmbientEnrolmentArgs(namespace.name, istio.dataplane), on_cluster)
     ingress: BookinfoIngress | BookinfoGatewayApiIngress | None = None
     if app.ingress == "istio":
@@ -148,7 +152,7 @@ def build_stack(config: StackConfig, gateway_api_reader: Reader | None = None) -
     sidecar = None
     if config.sidecar.enabled:
         sidecar = SidecarNamespace("sidecar", SidecarNamespaceArgs(config.sidecar, versions.CURL_IMAGE,
-                                                                   [istio.istiod]), on_cluster)
+                                                                   [istio.istiod], images=app_loaded), on_cluster)
     security = MeshSecurity("security", MeshSecurityArgs(
         peer_authentication_spec(config), app_policies(config), namespace.name, istio.config_api,
         deny_by_default=[sidecar.namespace.metadata.name] if sidecar and config.security.default_deny else []),

@@ -13,7 +13,7 @@ name, tag, and the variant Istio's `ambient` profile selects), Bookinfo's and cu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from components.model import catalog, versions
 from components.model.charts import IstioReleases, Release, istio_releases
@@ -32,6 +32,13 @@ PROXY_IMAGE = "proxyv2"
 PROFILE_VARIANTS = {catalog.ISTIO_PROFILE: "distroless"}
 
 
+# The two loads, side by side after the cluster exists: the mesh's images (what Istio's releases, the waypoint and
+# every Envoy run), which istiod and the data plane wait for, and the app's (Bookinfo, the clients), which only the
+# app waits for. Istio's charts then install while the app's larger images are still loading.
+Lane = Literal["mesh", "app"]
+LANES: tuple[Lane, ...] = ("mesh", "app")
+
+
 @dataclass(frozen=True)
 class Workload:
     """Pods of one kind: what they run and where."""
@@ -41,6 +48,7 @@ class Workload:
     images: tuple[str, ...]
     per_node: bool = False  # a DaemonSet: one pod on every node (Istio's tolerate the control plane's taint)
     replicas: int = 1
+    lane: Lane = "app"
 
 
 def istio_image(release: Release, image: str) -> str:
@@ -61,15 +69,17 @@ def workloads(config: StackConfig) -> list[Workload]:
     system, app = catalog.ISTIO_NAMESPACE, config.app.namespace
     found = [
         Workload(system, "istiod", (istio_image(releases.istiod, CHART_IMAGES["istiod"]),),
-                 replicas=int(releases.istiod.values.get("replicaCount", 1))),
-        Workload(system, "istio-cni-node", (istio_image(releases.cni, CHART_IMAGES["cni"]),), per_node=True),
-        Workload(system, "ztunnel", (istio_image(releases.ztunnel, CHART_IMAGES["ztunnel"]),), per_node=True),
+                 replicas=int(releases.istiod.values.get("replicaCount", 1)), lane="mesh"),
+        Workload(system, "istio-cni-node", (istio_image(releases.cni, CHART_IMAGES["cni"]),), per_node=True,
+                 lane="mesh"),
+        Workload(system, "ztunnel", (istio_image(releases.ztunnel, CHART_IMAGES["ztunnel"]),), per_node=True,
+                 lane="mesh"),
     ]
     gateway = ingress_gateway(config)
     if gateway is not None:
-        found.append(Workload(gateway[0], gateway[1], (proxy,)))
+        found.append(Workload(gateway[0], gateway[1], (proxy,), lane="mesh"))
     if config.waypoint.mode != "none":
-        found.append(Workload(app, config.waypoint.name, (proxy,)))
+        found.append(Workload(app, config.waypoint.name, (proxy,), lane="mesh"))
     for service in catalog.BOOKINFO:
         for version in service.versions:
             found.append(Workload(app, f"{service.name}-{version}", (
@@ -106,11 +116,22 @@ class Preload:
         return tuple(sorted({*self.every_node_images, *self.worker_images}))
 
 
-def preload(config: StackConfig) -> Preload:
-    """kind taints its control plane when there are workers: Deployments' pods go to the workers only."""
+def lane_of(config: StackConfig) -> dict[str, Lane]:
+    """Each image's load: the mesh's when any of Istio's workloads runs it (proxyv2 in a sidecar too), else the
+    app's."""
+    found = workloads(config)
+    mesh = {i for w in found if w.lane == "mesh" for i in w.images}
+    return {i: ("mesh" if i in mesh else "app") for w in found for i in w.images}
+
+
+def preload(config: StackConfig, lane: Lane | None = None) -> Preload:
+    """kind taints its control plane when there are workers: Deployments' pods go to the workers only. With a
+    lane, only that load's images."""
     control_plane, workers = node_names(config.cluster)
-    everywhere = sorted({i for w in workloads(config) if w.per_node for i in w.images})
-    elsewhere = sorted({i for w in workloads(config) for i in w.images} - set(everywhere))
+    lanes = lane_of(config)
+    wanted = workloads(config)
+    everywhere = sorted({i for w in wanted if w.per_node for i in w.images if lane in (None, lanes[i])})
+    elsewhere = sorted({i for w in wanted for i in w.images if lane in (None, lanes[i])} - set(everywhere))
     every_node = (control_plane, *workers)
     if not workers:
         return Preload(every_node, tuple(sorted(everywhere + elsewhere)), (), ())

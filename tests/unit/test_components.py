@@ -21,6 +21,7 @@ from components.istio import IstioAmbient, IstioArgs
 from components.model import catalog
 from components.model.charts import istio_releases
 from components.model.config import ClusterConfig, IstioConfig, SidecarConfig, WaypointConfig
+from components.model.images import Lane
 from components.model.kind import kind_config
 from components.namespace import AmbientEnrolment, AmbientEnrolmentArgs, AppNamespace, AppNamespaceArgs
 from components.security import MeshSecurity, MeshSecurityArgs
@@ -187,9 +188,14 @@ def test_image_preload_alone() -> None:
     def program() -> None:
         cluster = command.local.Command("nodes", create="true")
         gate = command.local.Command("gate", create="true")
-        ImagePreload("img", ImagePreloadArgs({"IMAGES": "a:1 b:2"}, {"CLUSTER_NAME": "c"}, [cluster], after=[gate]))
+        lanes: dict[Lane, dict[str, str]] = {
+            "mesh": {"CLUSTER_NAME": "c", "EVERY_NODE_IMAGES": "a:1", "WORKER_IMAGES": ""},
+            "app": {"CLUSTER_NAME": "c", "EVERY_NODE_IMAGES": "", "WORKER_IMAGES": ""},  # nothing to load
+        }
+        ImagePreload("img", ImagePreloadArgs({"IMAGES": "a:1 b:2"}, lanes, [cluster], after=[gate]))
     graph = build_component(program)
-    assert graph.get("img-pull").parent == graph.get("img").urn == graph.get("img-load").parent
+    assert graph.get("img-pull").parent == graph.get("img").urn == graph.get("img-load-mesh").parent
     assert graph.explicit("img-pull") == {"gate"}
-    assert graph.depends_on("img-load") == {"img-pull", "nodes"}
-    assert graph.get("img-load").inputs["triggers"] == ["nodes-id"]
+    assert graph.depends_on("img-load-mesh") == {"img-pull", "nodes"}
+    assert graph.get("img-load-mesh").inputs["triggers"] == ["nodes-id"]
+    assert not [r for r in graph if r.name == "img-load-app"]

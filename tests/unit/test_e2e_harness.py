@@ -249,7 +249,7 @@ def test_the_mocks_predict_which_resources_the_change_touches() -> None:
     # The smoke check re-runs on any config change: it checks what the change did. New Bookinfo images are pulled
     # on the host and loaded into the nodes before the Deployments change (cluster.preloadImages).
     assert harness.predicted_changes(raw, harness.with_change(raw)) == BOOKINFO_DEPLOYMENTS | {
-        "smoke-verify", "images-pull", "images-load"}
+        "smoke-verify", "images-pull", "images-load-mesh", "images-load-app"}
     assert harness.predicted_changes(raw, raw) == set()
     port = harness.predicted_changes(raw, harness.stack_config(NAMES, 18081))
     assert "cluster-kind" in port  # a new host port means a new kind cluster

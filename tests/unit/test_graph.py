@@ -138,12 +138,13 @@ def test_only_documented_depends_on(graph: Graph) -> None:
                  for d in graph.of_type("kubernetes:apps/v1:Deployment")}
     # Images are loaded into the nodes once they are pulled (and the cluster exists: its id is the load's trigger);
     # whatever runs them waits.
-    expected |= {("images-load", "images-pull")}
+    expected |= {("images-load-mesh", "images-pull"), ("images-load-app", "images-pull")}
     # The preflight comes first: neither the cluster nor the pull starts before it passes.
     expected |= {("cluster-kind", "cluster-preflight"), ("images-pull", "cluster-preflight")}
-    expected |= {(release_named(graph, n), "images-load") for n in ("istiod", "istio-cni", "ztunnel",
-                                                                   "istio-ingressgateway")}
-    expected |= {(d.name, "images-load") for d in graph.of_type("kubernetes:apps/v1:Deployment")}
+    # Istio's releases wait for the mesh's images only, the app's Deployments for the app's only.
+    expected |= {(release_named(graph, n), "images-load-mesh") for n in ("istiod", "istio-cni", "ztunnel",
+                                                                        "istio-ingressgateway")}
+    expected |= {(d.name, "images-load-app") for d in graph.of_type("kubernetes:apps/v1:Deployment")}
     # The smoke check runs last, after every resource of the app, its enrolment, security and ingress.
     last = {"IstioAmbient", "AmbientEnrolment", "Bookinfo", "CurlClients", "MeshSecurity", "BookinfoIngress"}
     expected |= {("smoke-verify", r.name) for r in graph

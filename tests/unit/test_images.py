@@ -202,24 +202,46 @@ def release(graph: Graph, helm_name: str) -> str:
 
 
 def test_the_graph_loads_after_the_cluster_and_before_what_runs_the_images(graph: Graph) -> None:
-    pull, load = graph.get("images-pull"), graph.get("images-load")
+    pull, mesh, app = graph.get("images-pull"), graph.get("images-load-mesh"), graph.get("images-load-app")
     assert pull.inputs["environment"] == {"IMAGES": " ".join(DEV_IMAGES)}
-    assert load.inputs["environment"]["CLUSTER_NAME"] == "ambient"
-    assert graph.depends_on("images-load") >= {"images-pull", "cluster-kind"}
+    assert mesh.inputs["environment"]["CLUSTER_NAME"] == app.inputs["environment"]["CLUSTER_NAME"] == "ambient"
+    for load in ("images-load-mesh", "images-load-app"):
+        assert graph.depends_on(load) >= {"images-pull", "cluster-kind"}
+    # The two loads run side by side: Istio installs while the app's images still load.
+    assert "images-load-app" not in graph.waits_for("images-load-mesh")
+    assert "images-load-mesh" not in graph.waits_for("images-load-app")
     assert "cluster-kind" not in graph.waits_for("images-pull")  # pulls while kind creates the nodes
     for name in ("istiod", "istio-cni", "ztunnel", "istio-ingressgateway"):
-        assert "images-load" in graph.explicit(release(graph, name)), name
-    assert "images-load" not in graph.waits_for(release(graph, "istio-base"))  # CRDs only
+        assert "images-load-mesh" in graph.explicit(release(graph, name)), name
+        assert "images-load-app" not in graph.waits_for(release(graph, name)), name
+    assert "images-load-mesh" not in graph.waits_for(release(graph, "istio-base"))  # CRDs only
     for deployment in graph.of_type("kubernetes:apps/v1:Deployment"):
-        assert "images-load" in graph.explicit(deployment.name)
+        assert "images-load-app" in graph.explicit(deployment.name)
+        assert "images-load-mesh" not in graph.waits_for(deployment.name)  # the app does not wait for Istio
     for crd in graph.of_type("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"):
-        assert "images-load" not in graph.waits_for(crd.name)
+        assert not {"images-load-mesh", "images-load-app"} & graph.waits_for(crd.name)
+
+
+def test_each_image_goes_into_one_load_and_the_loads_cover_the_plan() -> None:
+    """The mesh's load has what Istio runs (and every Envoy), the app's the rest; together, the whole plan."""
+    config = base_config(sidecar={"enabled": True}, waypoint={"mode": "namespace"})
+    whole = images.preload(config)
+    mesh, app = images.preload(config, "mesh"), images.preload(config, "app")
+    assert not set(mesh.images) & set(app.images)
+    assert set(mesh.images) | set(app.images) == set(whole.images)
+    assert set(mesh.every_node_images) | set(app.every_node_images) == set(whole.every_node_images)
+    istio = {images.istio_image(r, images.CHART_IMAGES[k]) for k, r in
+             (("istiod", istio_releases(config.istio, None).istiod), ("cni", istio_releases(config.istio, None).cni),
+              ("ztunnel", istio_releases(config.istio, None).ztunnel))}
+    assert istio < set(mesh.images) and any("/proxyv2:" in i for i in mesh.images)
+    assert versions.CURL_IMAGE in app.images and all("examples-bookinfo" not in i for i in mesh.images)
 
 
 def test_preload_off_leaves_the_nodes_to_pull() -> None:
     graph = run_stack(base_config(cluster={"preloadImages": False}))
     assert not [r for r in graph if r.name.startswith("images")]
-    assert all("images-load" not in graph.waits_for(r.name) for r in graph.of_type("kubernetes:helm.sh/v3:Release"))
+    assert all(not {"images-load-mesh", "images-load-app"} & graph.waits_for(r.name)
+               for r in graph.of_type("kubernetes:helm.sh/v3:Release"))
 
 
 def test_existing_clusters_pull_their_own() -> None:
@@ -266,3 +288,11 @@ def test_releases_pin_the_hub_and_tag_the_stack_preloads_whatever_the_chart_defa
     hub = rendered.get("hub") or shared.get("hub")
     tag = rendered.get("tag") or shared.get("tag")
     assert preloaded.startswith(f"{hub}/{images.CHART_IMAGES[key]}:{tag}")
+
+
+def test_the_sidecar_client_waits_for_the_apps_images_and_istiod() -> None:
+    graph = run_stack(base_config(sidecar={"enabled": True}))
+    [client] = [d for d in graph.of_type("kubernetes:apps/v1:Deployment")
+                if d.inputs["metadata"]["namespace"] == "sidecar"]
+    assert "images-load-app" in graph.explicit(client.name)
+    assert "istio-istiod" in graph.waits_for(client.name)
