@@ -14,8 +14,9 @@ even when it fails:
   --server-side` of the Gateway API CRDs and namespaces; `helm install --wait` of base, istiod, cni, ztunnel (and
   the gateway when the config has an Istio ingress) one after another, in Istio's order, with the values the stack
   renders (tools.render); `kubectl apply --server-side` of everything else it renders (Bookinfo, clients, Istio
-  config); `kubectl wait` until the Deployments are Available (and Gateway API Gateways Programmed); then the namespace
-  label as its own field manager, as the tutorial labels after applying the app; then the stack's own kind delete script, timed as its destroy.
+  config); `kubectl wait` until the Deployments are Available (and Gateway API Gateways Programmed); then the
+  namespace label as its own field manager, as the tutorial labels after applying the app; then the stack's own
+  kind delete script, timed as its destroy.
 
 Figures per run: wall times and their phases (create, load, crds+namespaces, helm, apply+wait; plain: one after
 another; stack: windows of `make up`'s streamed Pulumi output, which overlap where the graph runs things side by
@@ -155,7 +156,8 @@ def pulumi_events(lines: Iterable[tuple[float, str]]) -> dict[tuple[str, str], t
 def stack_phase(kind: str, name: str) -> str | None:
     """Which phase of the plain way a resource of the stack does the work of (components/stack.py's names)."""
     if kind == "command:local:Command":
-        return {"cluster-kind": "create", "images-pull": "load", "images-load": "load"}.get(name)
+        return {"cluster-kind": "create", "images-pull": "load", "images-load-mesh": "load",
+                "images-load-app": "load"}.get(name)
     if kind.startswith("kubernetes:helm.sh/"):
         return "helm"
     if kind.startswith("kubernetes:"):

@@ -317,7 +317,8 @@ def _parse_cluster(s: _Section) -> ClusterConfig:
                           "nothing for provider kind (the stack reads the kind cluster's own kubeconfig)")
     # Images are side-loaded into kind's nodes; an existing cluster pulls its own (the key means nothing there).
     preload_images = s.boolean("preloadImages", d.preload_images) and provider == "kind"
-    allow_cgroup_v1 = s.boolean("allowCgroupV1", d.allow_cgroup_v1) and provider == "kind"
+    # Read on kind only (the kind config, the preflight): an existing cluster's kubelets are not the stack's.
+    allow_cgroup_v1 = s.boolean("allowCgroupV1", d.allow_cgroup_v1)
     return ClusterConfig(
         provider=cast(ClusterProvider, provider),
         name=name,

@@ -405,7 +405,8 @@ def test_render_cli_is_stable_and_writes_a_clean_directory(tmp_path: Path, graph
     differing = {name for name in expected if written[name] != expected[name]}
     # (and the commands that count or address its nodes: the preflight, loading the images)
     assert differing == {"kindcluster-_-ambient.yaml", "command-_-smoke-verify.yaml",
-                         "command-_-cluster-preflight.yaml", "command-_-images-load.yaml"}
+                         "command-_-cluster-preflight.yaml", "command-_-images-load-mesh.yaml",
+                         "command-_-images-load-app.yaml"}
     assert written["kindcluster-_-ambient.yaml"].count("- role: worker") == 1
     assert "workers: 1" in written["command-_-smoke-verify.yaml"]
     assert str(GATEWAY_API_FIXTURE) not in written["command-_-smoke-verify.yaml"]

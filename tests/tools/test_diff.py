@@ -135,10 +135,10 @@ def test_the_ingress_node_port(base: dict[str, Snapshot], tmp_path: Path) -> Non
     everything_in_the_cluster = sum(1 for item in base["dev"].items.values() if item.role in ("object", "patch",
                                                                                              "helmrelease"))
     # ... and the commands that run on the new cluster: the kind cluster, the smoke check, reading the kubeconfig,
-    # loading the images.
-    assert dev.counts == {"create": 0, "update": 0, "replace": everything_in_the_cluster + 4, "delete": 0}
+    # loading the images (the mesh's and the app's).
+    assert dev.counts == {"create": 0, "update": 0, "replace": everything_in_the_cluster + 5, "delete": 0}
     reruns = {c.title for c in dev.changes if c.rerun}
-    assert reruns == {SMOKE, "command cluster-kubeconfig", "command images-load"}
+    assert reruns == {SMOKE, "command cluster-kubeconfig", "command images-load-mesh", "command images-load-app"}
 
 
 def test_the_istio_version(base: dict[str, Snapshot], tmp_path: Path) -> None:
@@ -147,11 +147,14 @@ def test_the_istio_version(base: dict[str, Snapshot], tmp_path: Path) -> None:
     for stack in ("dev", "zero-trust"):
         releases = {title for title, op in ops(report, stack).items() if title.startswith("Helm release")}
         assert len(releases) == 5 and all(ops(report, stack)[title] == "update" for title in releases)
-        assert lines(report, stack, ISTIOD) == ["~ version: 1.31.1 → 1.31.2"]
+        assert lines(report, stack, ISTIOD) == ["~ values.global.tag: 1.31.1 → 1.31.2",
+                                                "~ version: 1.31.1 → 1.31.2"]
         assert ops(report, stack)[SMOKE] == "replace"
-    for stack in ("dev", "zero-trust"):  # the preflight checks the new version; the new images are pulled, loaded
+    # The preflight checks the new version; the new images are pulled, and loaded by the mesh's load (the app's
+    # images do not change).
+    for stack in ("dev", "zero-trust"):
         assert {title for title, op in ops(report, stack).items() if title.startswith("command")} == {
-            SMOKE, "command cluster-preflight", "command images-pull", "command images-load"}
+            SMOKE, "command cluster-preflight", "command images-pull", "command images-load-mesh"}
     text = formats.text(report)
     assert "dev (Istio 1.31.1 → 1.31.2): 8 to update, 1 to replace" in text
     assert "istio-system/istiod: update, chart istiod 1.31.1 → 1.31.2" in text
@@ -179,7 +182,8 @@ def test_the_kind_cluster_workers_replace_the_cluster(base: dict[str, Snapshot],
     report = diff(base, tmp_path, {"dev": {"cluster": {"workers": 3}}})
     # The preflight checks one more node; the images go to one more node, and again to all on the new cluster.
     assert ops(report, "dev") == {"kind cluster ambient": "replace", SMOKE: "replace",
-                                  "command cluster-preflight": "update", "command images-load": "replace"}
+                                  "command cluster-preflight": "update", "command images-load-mesh": "replace",
+                                  "command images-load-app": "replace"}
     assert lines(report, "dev", "kind cluster ambient") == ["+ nodes[3]: {role: worker}"]
 
 

@@ -11,6 +11,7 @@ import yaml
 from components.cluster import Cluster, ClusterArgs
 from components.model.kind import KIND_DELETE, kind_config
 from components.model.outputs import verify_hints
+from components.model.preflight import doctor_argv
 from tests.conftest import base_config
 from tools.testkit.mockgraph import build_component, run_stack
 
@@ -30,9 +31,10 @@ def test_allow_cgroup_v1_tells_every_kubelet_not_to_refuse_it() -> None:
     config = base_config(cluster={"allowCgroupV1": True})
     [patch] = yaml.safe_load(kind_config(config.cluster))["kubeadmConfigPatches"]
     assert yaml.safe_load(patch) == {"kind": "KubeletConfiguration", "failCgroupV1": False}
-    # Nothing for a cluster the stack does not create.
-    assert not base_config(cluster={"provider": "existing", "context": "minikube",
-                                    "allowCgroupV1": True}).cluster.allow_cgroup_v1
+    # Nothing for a cluster the stack does not create: no kind config, and the preflight does not pass it on.
+    existing = base_config(cluster={"provider": "existing", "context": "minikube", "allowCgroupV1": True})
+    assert "--allow-cgroup-v1" not in doctor_argv(existing, "dev")
+    assert "--allow-cgroup-v1" in doctor_argv(config, "dev")
 
 
 def test_kind_maps_the_host_port_to_the_gateway_node_port() -> None:
