@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from components.model import charts
 from tests.conftest import REPO
 from tests.engine import diff as engine_tier
 from tools.diff import engine
@@ -129,14 +130,23 @@ def test_the_ingress_node_port_is_one_update_of_the_gateway_in_dev_only(plans: d
         ("update", RELEASE, "istio-ingress-gateway"): {"values.service.ports[1].nodePort": "update"}}
 
 
+def image_tag_key(chart: str) -> dict[str, str]:
+    """Where a release pins its image tag (components/model/charts.py: image_pins), as the engine names the field."""
+    pins = charts.CHARTS[chart].image_pins("x")
+    return {"values.global.tag" if "global" in pins else "values.tag": "update"} if pins else {}
+
+
 def test_the_istio_version_updates_the_five_releases_in_place(plans: dict[str, Any]) -> None:
-    releases = ("istio-base", "istio-istiod", "istio-cni", "istio-ztunnel", "istio-ingress-gateway")
+    releases = {"istio-base": "base", "istio-istiod": "istiod", "istio-cni": "cni", "istio-ztunnel": "ztunnel",
+                "istio-ingress-gateway": "ingress-gateway"}
     for stack in ("dev", "zero-trust"):
         assert changes(plans, "istio-version", stack) == {"update": 5}
-        # The version alone: each side's istio.repository is one path (tools.diff.engine points it at the side's
-        # version), as against the chart repository, where the chart's name stays and the version changes.
+        # The version, and the image tag of the charts that run an image of their own: each side's
+        # istio.repository is one path (tools.diff.engine points it at the side's version), as against the chart
+        # repository, where the chart's name stays and the version changes.
         assert steps(plans, "istio-version", stack) == {
-            ("update", RELEASE, release): {"version": "update"} for release in releases}
+            ("update", RELEASE, release): {"version": "update", **image_tag_key(chart)}
+            for release, chart in releases.items()}
 
 
 def test_a_renamed_release_is_a_replacement(plans: dict[str, Any]) -> None:
