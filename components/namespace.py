@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -41,6 +41,8 @@ class AmbientEnrolmentArgs:
     namespace: pulumi.Input[str]
     # ztunnel and istio-cni (IstioAmbient.dataplane).
     dataplane: list[pulumi.Resource]
+    # The app (Bookinfo, the clients): labelled once it runs, as in the tutorial.
+    running: list[pulumi.Resource] = field(default_factory=list)
 
 
 class AmbientEnrolment(pulumi.ComponentResource):
@@ -54,7 +56,9 @@ class AmbientEnrolment(pulumi.ComponentResource):
             f"{name}-label",
             metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=args.namespace, labels=AMBIENT_LABEL,
                                                      annotations=PATCH_FORCE),
-            # Labelling before ztunnel and istio-cni are ready makes new pods fail with "no ztunnel connection".
-            opts=pulumi.ResourceOptions(parent=self, depends_on=args.dataplane),
+            # Labelling before ztunnel and istio-cni are ready makes new pods fail with "no ztunnel connection";
+            # labelling before the app runs would start its pods enrolled, not capture running ones as the tutorial
+            # shows (and its loads run beside Istio's: the app's images often land after the data plane is ready).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.dataplane, *args.running]),
         )
         self.register_outputs({"labels": self.patch.metadata.labels})

@@ -137,7 +137,8 @@ def build_stack(config: StackConfig, gateway_api_reader: Reader | None = None) -
     clients = CurlClients("clients", CurlClientsArgs(
         namespace.name, versions.CURL_IMAGE, catalog.CLIENT_NAMES,
         avoid={catalog.CLIENT_AVOIDING_PRODUCTPAGE: catalog.PRODUCTPAGE}, wait_for=app_loaded), on_cluster)
-    enrolment = AmbientEnrolment("ambient", AmbientEnrolmentArgs(namespace.name, istio.dataplane), on_cluster)
+    enrolment = AmbientEnrolment("ambient", AmbientEnrolmentArgs(namespace.name, istio.dataplane,
+                                                                 running=[bookinfo, clients]), on_cluster)
     ingress: BookinfoIngress | BookinfoGatewayApiIngress | None = None
     if app.ingress == "istio":
         ingress = BookinfoIngress("ingress", BookinfoIngressArgs(namespace.name, istio.config_api), on_cluster)

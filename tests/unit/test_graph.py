@@ -77,9 +77,13 @@ def test_every_release_is_in_istio_system_and_waits_for_it(graph: Graph) -> None
         assert release.inputs["skipAwait"] is False  # each release waits for its workloads
 
 
-def test_enrolment_waits_for_ztunnel_and_cni_only(graph: Graph) -> None:
+def test_enrolment_waits_for_ztunnel_cni_and_the_running_app_only(graph: Graph) -> None:
+    """As in the tutorial: the app runs, then the namespace is labelled and ambient captures its pods."""
     [patch] = graph.of_type("kubernetes:core/v1:NamespacePatch")
-    assert graph.explicit(patch.name) == {release_named(graph, "ztunnel"), release_named(graph, "istio-cni")}
+    app = {r.name for r in graph if r.custom and (c := graph.component_of(r)) is not None
+           and c.type.rsplit(":", 1)[1] in ("Bookinfo", "CurlClients")}
+    assert graph.explicit(patch.name) == {release_named(graph, "ztunnel"), release_named(graph, "istio-cni")} | app
+    assert {d.name for d in graph.of_type("kubernetes:apps/v1:Deployment")} <= app
 
 
 def test_app_workloads_do_not_wait_for_istio(graph: Graph) -> None:
@@ -130,6 +134,10 @@ def test_only_documented_depends_on(graph: Graph) -> None:
     }
     expected |= {(p.name, release_named(graph, n)) for p in graph.of_type("kubernetes:core/v1:NamespacePatch")
                  for n in ("ztunnel", "istio-cni")}
+    # ... and once the app runs (the tutorial labels after deploying it: ambient captures running pods).
+    expected |= {(p.name, r.name) for p in graph.of_type("kubernetes:core/v1:NamespacePatch") for r in graph
+                 if r.custom and (c := graph.component_of(r)) is not None
+                 and c.type.rsplit(":", 1)[1] in ("Bookinfo", "CurlClients")}
     expected |= {(r.name, release_named(graph, n)) for r in graph
                  if re.match(r"kubernetes:(networking|security)\.istio\.io/", r.type) for n in ("istio-base", "istiod")}
     # A pod whose ServiceAccount does not exist yet is refused by admission: each Deployment waits for its own.
