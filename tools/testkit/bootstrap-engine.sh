@@ -43,61 +43,12 @@ PIECES=(pulumi language-python kubernetes-provider command-provider kube-control
 # side-by-side figure in bench/).
 OPTIONAL=(command-provider helm)
 
-export CGO_ENABLED=0
-export GOFLAGS="-mod=mod -buildvcs=false"
-export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+TIER=bootstrap-engine
+# shellcheck source=tools/testkit/build-lib.sh
+source "$REPO_DIR/tools/testkit/build-lib.sh"  # log, die, GO, new_module, piece, kube_module
 mkdir -p "$BIN" "$STAMPS" "$WORK" "$PLUGINS"
 
-log() { printf '[bootstrap-engine %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
 command -v go >/dev/null || die "Go is not installed: the engine tier builds from Go modules with Go 1.26 or newer (https://go.dev/doc/install); the unit and schema tiers do not need it"
-GO=(nice -n 10 go)
-
-# A fresh wrapper module under the cache: $1 = dir name, $2 = module path, $3 = go directive line(s).
-new_module() {
-  local dir=$WORK/$1
-  rm -rf "$dir"
-  mkdir -p "$dir"
-  printf 'module %s\n\n%s\n' "$2" "$3" >"$dir/go.mod"
-  printf '%s\n' "$dir"
-}
-
-# Runs piece $1 unless its stamp holds pin $2 and every output named after it exists.
-FAILED=()
-piece() {
-  local name=$1 pin=$2 fn=$3
-  shift 3
-  local stamp=$STAMPS/$name outputs=("$@") missing=0 out
-  for out in "${outputs[@]}"; do [[ -e $out ]] || missing=1; done
-  if [[ $missing == 0 && -f $stamp && "$(cat "$stamp")" == "$pin" ]]; then
-    log "$name: up to date ($pin)"
-    return 0
-  fi
-  log "$name: building ($pin)"
-  rm -f "$stamp"
-  local start=$SECONDS
-  # Not `if (fn)`: errexit is ignored inside an `if` condition, and each build step must stop the piece.
-  local rc=0
-  set +e
-  (
-    set -e
-    "$fn"
-  )
-  rc=$?
-  set -e
-  if [[ $rc == 0 ]]; then
-    printf '%s\n' "$pin" >"$stamp"
-    local took=$((SECONDS - start))
-    log "$name: done in ${took}s"
-    printf '%s\t%s\t%ss\t%s\n' "$(date -u +%FT%TZ)" "$name" "$took" "$pin" >>"$TIMES"
-  else
-    local took=$((SECONDS - start))
-    log "$name: FAILED after ${took}s (see above)"
-    printf '%s\t%s\tFAILED after %ss\t%s\n' "$(date -u +%FT%TZ)" "$name" "$took" "$pin" >>"$TIMES"
-    FAILED+=("$name")
-  fi
-}
 
 sdk_dir() { go mod download -json "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'; }
 
@@ -212,32 +163,6 @@ build_command_provider() {
   } >"$BIN/pulumi-resource-command.STANDIN"
 }
 
-# --- Kubernetes control plane (and kubectl) -----------------------------------------------------------------
-# A wrapper module requiring k8s.io/kubernetes in the current directory; prints the -ldflags that stamp the version.
-kube_module() {
-  local gomod minor ldflags replaces=() m
-  gomod=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
-  # Same go/godebug lines as k8s.io/kubernetes; each `k8s.io/X => ./staging/src/k8s.io/X` becomes X@staging.
-  { printf 'module ambient-mesh.local/engine/kube\n\n'; grep -E '^(go|godebug) ' "$gomod"; } >go.mod
-  # Only the staging modules that k8s.io/kubernetes requires (k8s.io/sample-cli-plugin, say, is replaced but not
-  # required, and the proxy does not serve it).
-  while read -r m; do
-    if grep -qE "^[[:space:]]+$m v0\.0\.0" "$gomod"; then
-      replaces+=("-replace=$m=$m@$KUBERNETES_STAGING_VERSION")
-    fi
-  done < <(sed -n 's#^\t\(k8s\.io/[^ ]*\) => \./staging/src/.*#\1#p' "$gomod")
-  [[ ${#replaces[@]} -gt 10 ]] || die "found no staging replaces in $gomod"
-  go mod edit -require="k8s.io/kubernetes@$KUBERNETES_VERSION" "${replaces[@]}"
-  minor=${KUBERNETES_VERSION#v1.}
-  minor=${minor%%.*}
-  # Mandatory: without them /version says v0.0.0 and the kubernetes provider refuses the cluster.
-  ldflags="-s -w"
-  for m in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags+=" -X $m.gitVersion=$KUBERNETES_VERSION -X $m.gitMajor=1 -X $m.gitMinor=$minor"
-    ldflags+=" -X $m.gitTreeState=clean -X $m.buildDate=1970-01-01T00:00:00Z"
-  done
-  printf '%s\n' "$ldflags"
-}
 
 build_kube_control_plane() {
   local ldflags m
