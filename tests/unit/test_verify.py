@@ -772,7 +772,13 @@ def test_system_runner_runs_commands_and_reports_missing_ones() -> None:
     assert runner.run([sys.executable, "-c", "import time; time.sleep(5)"], timeout=0.2).returncode == 124
 
 
-def test_system_runner_http_get_on_loopback() -> None:
+def test_system_runner_http_get_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through a proxy of the environment that does not list localhost in NO_PROXY (nothing listens on its port):
+    this machine's own ports are reached directly all the same."""
+    for variable in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.setenv(variable, "http://127.0.0.1:9")
+    for variable in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(variable, raising=False)
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
             code = 200 if self.path == "/productpage" else 404

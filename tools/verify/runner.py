@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +42,19 @@ class Runner(Protocol):
     def sleep(self, seconds: float) -> None: ...
 
 
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _loopback(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class SystemRunner:
     def run(self, argv: Sequence[str], timeout: float = 60.0) -> Result:
         try:
@@ -51,8 +66,11 @@ class SystemRunner:
         return Result(tuple(argv), done.returncode, done.stdout, done.stderr)
 
     def http_get(self, url: str, timeout: float = 10.0) -> HttpResult:
+        # This machine's own ports (kind's host port) never go through an HTTP(S) proxy of the environment:
+        # urllib bypasses one only for what NO_PROXY lists, and many set a proxy without localhost in it.
+        opener = _DIRECT if _loopback(url) else urllib.request.build_opener()  # the environment's proxies, now
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http(s) URL from the user
+            with opener.open(url, timeout=timeout) as response:
                 return HttpResult(url, response.status, response.read().decode("utf-8", "replace"))
         except urllib.error.HTTPError as error:
             return HttpResult(url, error.code, error.read().decode("utf-8", "replace"), str(error))
