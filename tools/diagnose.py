@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from tools.verify.cli import kubeconfig_file, stack_outputs
 from tools.verify.runner import ClusterUnreachable, Kubectl, Result, Runner, SystemRunner
 
 ISTIO_NAMESPACE = "istio-system"
@@ -258,6 +259,7 @@ def stack_cluster(stack: str) -> tuple[str | None, str | None, str | None, froze
 def main(argv: Sequence[str] | None = None, runner: Runner | None = None, out: TextIO | None = None) -> int:
     args = parse_args(argv)
     out = out if out is not None else sys.stdout
+    runner = runner or SystemRunner()
     context, kubeconfig, cluster, preloaded = args.context, args.kubeconfig, None, None
     if args.stack:
         try:
@@ -266,7 +268,13 @@ def main(argv: Sequence[str] | None = None, runner: Runner | None = None, out: T
             print(f"diagnose: could not read Pulumi.{args.stack}.yaml ({error}); using kubectl's context", file=out)
         else:
             context, kubeconfig, cluster, preloaded = context or found[0], kubeconfig or found[1], found[2], found[3]
-    return diagnose(runner or SystemRunner(), out, context, kubeconfig, cluster, preloaded=preloaded)
+    # The stack's own kubeconfig (its output), as verify reads it: kind's context in kubectl's default kubeconfig
+    # may be gone (another KUBECONFIG, a cleaned ~/.kube/config) while the cluster runs.
+    outputs = stack_outputs(runner, args.stack) if args.stack and not args.kubeconfig else None
+    if outputs and outputs.get("kubeconfig"):
+        with kubeconfig_file(outputs["kubeconfig"]) as path:
+            return diagnose(runner, out, context, path, cluster, preloaded=preloaded)
+    return diagnose(runner, out, context, kubeconfig, cluster, preloaded=preloaded)
 
 
 if __name__ == "__main__":

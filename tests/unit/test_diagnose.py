@@ -51,13 +51,23 @@ class FakeCluster:
     down: bool = False
     clusters: str = "ambient\n"
     ran: list[list[str]] = field(default_factory=list)
+    outputs: dict[str, Any] | None = None  # `pulumi stack output`; None: no stack
+    kubeconfigs: list[str] = field(default_factory=list)  # what each --kubeconfig file held when kubectl ran
 
     def run(self, argv: Sequence[str], timeout: float = 60.0) -> Result:
         argv = list(argv)
         self.ran.append(argv)
         if argv[:3] == ["kind", "get", "clusters"]:
             return Result(tuple(argv), 0, self.clusters)
-        args = argv[3:] if argv[1] == "--context" else argv[1:]
+        if argv[:3] == ["pulumi", "stack", "output"]:
+            if self.outputs is None:
+                return Result(tuple(argv), 255, "", "error: no stack named 'dev' found")
+            return Result(tuple(argv), 0, json.dumps(self.outputs))
+        args = argv[1:]
+        while args[0] in ("--context", "--kubeconfig"):
+            if args[0] == "--kubeconfig":
+                self.kubeconfigs.append(Path(args[1]).read_text(encoding="utf-8"))
+            args = args[2:]
         if self.down:
             return Result(tuple(argv), 1, "", "The connection to the server 127.0.0.1:41234 was refused")
         if args[:2] == ["get", "pods"]:
@@ -184,9 +194,21 @@ def test_a_cluster_that_does_not_answer() -> None:
 
 def test_the_stack_file_names_the_cluster() -> None:
     out = io.StringIO()
-    cluster = FakeCluster()
+    cluster = FakeCluster()  # no stack in the backend yet: kind's context in kubectl's kubeconfig
     assert diagnose.main(["--stack", "dev"], cluster, out) == 0
-    assert cluster.ran[0][:3] == ["kubectl", "--context", "kind-ambient"]
+    kubectl = [argv for argv in cluster.ran if argv[0] == "kubectl"]
+    assert kubectl[0][:3] == ["kubectl", "--context", "kind-ambient"]
+
+
+def test_the_stacks_own_kubeconfig_is_read_when_the_stack_has_one() -> None:
+    """Another KUBECONFIG, or a cleaned ~/.kube/config, lacks kind's context: the stack's output has it."""
+    out = io.StringIO()
+    cluster = FakeCluster(outputs={"kubeconfig": "apiVersion: v1\nkind: Config\n# the stack's own\n"})
+    assert diagnose.main(["--stack", "dev"], cluster, out) == 0
+    kubectl = [argv for argv in cluster.ran if argv[0] == "kubectl"]
+    assert kubectl[0][1] == "--kubeconfig" and kubectl[0][3:5] == ["--context", "kind-ambient"]
+    assert cluster.kubeconfigs == ["apiVersion: v1\nkind: Config\n# the stack's own\n"]
+    assert not Path(kubectl[0][2]).exists()  # the temporary file is gone afterwards
 
 
 def test_make_up_runs_diagnose_when_pulumi_up_fails(tmp_path: Path) -> None:
