@@ -26,7 +26,7 @@ from components.istio import IstioAmbient, IstioArgs
 from components.model import catalog, versions
 from components.model.charts import istio_releases
 from components.model.config import ConfigError, StackConfig
-from components.model.gateway_api import ClusterUnreadable, Reader, bundle, decide
+from components.model.gateway_api import ClusterUnreadable, DownloadFailed, Reader, bundle, decide
 from components.model.images import LANES, load_environment, preload, pull_environment
 from components.model.outputs import more_checks, smoke_triggers, try_it, verify_hints
 from components.model.policy import app_policies, peer_authentication_spec
@@ -64,7 +64,7 @@ def one_line_errors() -> Iterator[None]:
     """A bad config value stops the program with one line (Pulumi prints a RunError's message, no traceback)."""
     try:
         yield
-    except ConfigError as error:
+    except (ConfigError, DownloadFailed) as error:
         raise pulumi.RunError(str(error)) from None
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import ssl
 import subprocess
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,13 +35,34 @@ def cached_path(url: str) -> Path:
     return cache_dir() / "downloads" / f"{digest}-{url.rsplit('/', 1)[-1]}"
 
 
+class DownloadFailed(RuntimeError):
+    """The bundle's URL could not be fetched: this machine's problem (network, CA certificates), not the config's."""
+
+
+def _download(source: str) -> str:
+    try:
+        with urllib.request.urlopen(source, timeout=60) as response:  # noqa: S310 - http(s) only, checked above
+            return str(response.read().decode("utf-8"))
+    except urllib.error.HTTPError:
+        raise  # the server answered: a URL that is not a bundle is the config's problem
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        if isinstance(reason, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(reason):
+            raise DownloadFailed(
+                f"could not download {source}: this Python does not trust the server's TLS certificate ({reason}). "
+                "Fix: install CA certificates for this Python (python.org's macOS build: run 'Install "
+                "Certificates.command' in its Applications folder; Linux: the ca-certificates package), or set "
+                "gatewayApi.source to a downloaded copy") from None
+        raise DownloadFailed(f"could not download {source} ({reason}). Fix: check this machine's network or proxy, "
+                             "or set gatewayApi.source to a downloaded copy") from None
+
+
 def read_source(source: str) -> str:
     if not source.startswith(("http://", "https://")):
         return Path(source).read_text(encoding="utf-8")
     path = cached_path(source)
     if not path.is_file():
-        with urllib.request.urlopen(source, timeout=60) as response:  # noqa: S310 - http(s) only, checked above
-            text = response.read().decode("utf-8")
+        text = _download(source)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     return path.read_text(encoding="utf-8")

@@ -3,6 +3,9 @@ naming `ambient-mesh:<section>.<key>` (or the stray key itself)."""
 
 from __future__ import annotations
 
+import ssl
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,7 +13,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.model import catalog
+from components.model import catalog, gateway_api
 from components.model.config import ConfigError
 from components.model.validate import parse_config
 from components.stack import load_config
@@ -110,3 +113,25 @@ def test_a_bad_bundle_stops_the_program_before_any_resource(tmp_path: Path) -> N
     registrations, error = run_main({f"{catalog.PROJECT}:gatewayApi": f'{{"source": "{source}"}}'})
     assert isinstance(error, pulumi.RunError) and "ambient-mesh:gatewayApi.source" in str(error), error
     assert registrations == []
+
+
+@pytest.mark.parametrize(("reason", "said"), [
+    (ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get "
+                                     "local issuer certificate"), "does not trust the server's TLS certificate"),
+    (OSError("[Errno -3] Temporary failure in name resolution"), "check this machine's network or proxy"),
+])
+def test_a_download_that_fails_is_this_machines_problem_not_the_configs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reason: Exception, said: str) -> None:
+    """Python without CA certificates (python.org's macOS build before 'Install Certificates') or no network: the
+    program stops before any resource with what to do, not with an invalid gatewayApi.source."""
+    monkeypatch.setenv(gateway_api.CACHE_ENV, str(tmp_path))  # nothing downloaded yet
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise urllib.error.URLError(reason)
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    gateway_api._bundles.clear()
+    registrations, error = run_main({})
+    assert isinstance(error, pulumi.RunError) and registrations == []
+    message = str(error)
+    assert said in message and "gatewayApi.source to a downloaded copy" in message
+    assert "invalid config" not in message and "\n" not in message
