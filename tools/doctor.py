@@ -375,17 +375,33 @@ class Doctor:
                                               f"stack did not create it",
                                    f"kind delete cluster --name {facts.cluster_name} (or set cluster.name to "
                                    "another name)")]
+        moved = False
         if exists and (facts.cluster_owned or facts.cluster_may_exist):
-            checks.append(skip("host-port", f"host port {facts.host_port}: the existing cluster's"))
-        elif self.host.port_free(facts.host_port):
+            mapped = self.mapped_host_ports(facts.cluster_name)
+            if mapped is None or facts.host_port in mapped:
+                checks.append(skip("host-port", f"host port {facts.host_port}: the existing cluster's"))
+                return checks
+            # Another port: the update replaces the cluster, and its new one must be able to take this port.
+            moved = True
+        if self.host.port_free(facts.host_port):
             checks.append(ok("host-port", f"host port {facts.host_port} is free"))
         else:
             spare = next((p for p in range(facts.host_port + 1, facts.host_port + 50) if self.host.port_free(p)),
                          None)
+            why = (f"; the cluster {facts.cluster_name} maps another, so the update would delete it and then fail "
+                   "to create the new one" if moved else "")
             checks.append(fail("host-port", f"host port {facts.host_port} is taken (something listens on "
-                                            f"127.0.0.1:{facts.host_port})",
+                                            f"127.0.0.1:{facts.host_port}){why}",
                                self._config_set("cluster.ingressHostPort", spare if spare else "<a free port>")))
         return checks
+
+    def mapped_host_ports(self, cluster: str) -> set[int] | None:
+        """The host ports the cluster's control plane publishes (kind's extraPortMappings and its API server);
+        None when Docker cannot say."""
+        result = self.host.run(["docker", "port", f"{cluster}-control-plane"])
+        if result.returncode != 0:
+            return None
+        return {int(m.group(1)) for line in result.stdout.splitlines() if (m := re.search(r":(\d+)\s*$", line))}
 
     def run(self, skipped: Sequence[str] = ()) -> list[Check]:
         kind = self.facts.provider == "kind"

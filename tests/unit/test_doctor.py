@@ -48,6 +48,9 @@ class FakeHost(doctor.Host):
     modules: set[str] = field(default_factory=lambda: {"venv", "ensurepip"})
     export: str | None = None
     ran: list[list[str]] = field(default_factory=list)
+    # `docker port <node>`: what each node container publishes (kind's control plane: the ingress and the API).
+    ports: dict[str, str] = field(default_factory=lambda: {
+        "ambient-control-plane": "30080/tcp -> 127.0.0.1:8080\n6443/tcp -> 127.0.0.1:41234\n"})
 
     def run(self, argv: Sequence[str], timeout: float = 30.0) -> Result:
         self.ran.append(list(argv))
@@ -56,6 +59,8 @@ class FakeHost(doctor.Host):
             return self.failing[tool]
         if list(argv[:3]) == ["kind", "get", "clusters"]:
             return Result(0, "".join(f"{c}\n" for c in self.clusters))
+        if list(argv[:2]) == ["docker", "port"]:
+            return Result(0, self.ports[argv[2]]) if argv[2] in self.ports else Result(1, "", "No such container")
         if list(argv[:3]) == ["pulumi", "stack", "export"]:
             return Result(0, self.export) if self.export is not None else Result(255, "", "no stack named 'dev'")
         return Result(0, self.tools[tool])
@@ -244,6 +249,18 @@ def test_a_cluster_of_that_name() -> None:
     assert only(owned, "host-port", replace(FACTS, cluster_owned=True)).status == "skip"  # its own port
     assert only(owned, "cluster", replace(FACTS, cluster_may_exist=True)).status == "ok"
     assert only(without("kind"), "cluster").status == "skip"
+
+
+def test_a_new_host_port_for_the_stacks_cluster_must_be_free_before_anything_is_deleted() -> None:
+    """cluster.ingressHostPort changed: the update replaces the cluster (delete, then create); a taken port would
+    leave the stack with no cluster at all, so doctor refuses first."""
+    owned = replace(FACTS, cluster_owned=True, host_port=9090)
+    check = failed(FakeHost(clusters=["ambient"], taken={9090}), "host-port", owned)
+    assert "would delete it and then fail to create the new one" in check.detail
+    assert check.fix == "in Pulumi.dev.yaml, set ingressHostPort: 9091 under ambient-mesh:cluster"
+    assert only(FakeHost(clusters=["ambient"]), "host-port", owned).status == "ok"  # 9090 free: the move can go
+    # Docker cannot say what the cluster maps: left to kind, as before.
+    assert only(FakeHost(clusters=["ambient"], taken={9090}, ports={}), "host-port", owned).status == "skip"
 
 
 def test_an_existing_cluster_needs_no_docker_or_kind() -> None:
