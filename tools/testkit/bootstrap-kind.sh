@@ -9,7 +9,7 @@
 # Idempotent like bootstrap-engine.sh: each piece has a stamp holding its pin; images carry their pin as a label.
 # Usage: tools/testkit/bootstrap-kind.sh [piece ...]      (default: every piece; see PIECES)
 # Env:   KIND_TIER_CACHE   cache dir (default ~/.cache/ambient-mesh-kind); ENGINE_BUILD_JOBS go build -p (default 2)
-# Then:  source tools/testkit/kind-env.sh
+# Then:  make test-kind (tests/kind finds the tier in the cache and the engine tier beside it)
 set -euo pipefail
 
 # --- pins: the one place the tier's versions live -----------------------------------------------------------
