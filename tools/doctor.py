@@ -32,6 +32,8 @@ from components.model import versions
 
 # kind's recommendation for clusters of several nodes (kind's known issues: "Pod errors due to too many open files").
 INOTIFY = (("max_user_watches", 524288), ("max_user_instances", 512))
+# Docker's `save --platform`, which the image load needs under the containerd image store.
+CONTAINERD_STORE_SAVE = "28"
 CHECKS = ("python", "pulumi", "kubectl", "docker", "docker-resources", "cgroup", "kind", "node-image", "host-port",
           "inotify", "cluster")
 
@@ -105,6 +107,7 @@ class Facts:
     # The stack's state records that cluster: it is the stack's own (its host port is its own too).
     cluster_owned: bool = False
     allow_cgroup_v1: bool = False  # cluster.allowCgroupV1
+    preload_images: bool = True  # cluster.preloadImages
 
 
 @dataclass(frozen=True)
@@ -259,9 +262,18 @@ class Doctor:
         name = "Docker engine"
         if "podman" in json.dumps(info).lower():
             return [ok("docker", f"Podman {version} behind the docker CLI (not checked against Docker {minimum})")]
+        upgrade = "brew upgrade --cask docker" if self._darwin() else "curl -fsSL https://get.docker.com | sh"
         if not versions.at_least(version, minimum):
-            return [fail("docker", f"{name} {version} is older than {minimum}",
-                         "brew upgrade --cask docker" if self._darwin() else "curl -fsSL https://get.docker.com | sh")]
+            return [fail("docker", f"{name} {version} is older than {minimum}", upgrade)]
+        containerd_store = any(isinstance(pair, list) and "io.containerd.snapshotter.v1" in pair
+                               for pair in info.get("DriverStatus") or [])
+        if containerd_store and self.facts.preload_images and not versions.at_least(version, CONTAINERD_STORE_SAVE):
+            # kind's import of a whole-index archive fails (kubernetes-sigs/kind#3795); `docker save --platform`,
+            # which the image load uses to avoid it, came with Docker 28.
+            return [fail("docker", f"{name} {version} with the containerd image store: the image load would fail "
+                                   "mid-update (`ctr: content digest ... not found`, kubernetes-sigs/kind#3795)",
+                         f"{upgrade} (Docker {CONTAINERD_STORE_SAVE} or newer), or turn the containerd image store "
+                         "off, or " + self._config_set("cluster.preloadImages", "false"))]
         return [ok("docker", f"{name} {version} answers (>= {minimum})")]
 
     def docker_resources(self) -> list[Check]:
@@ -434,6 +446,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--need-cpus", type=int, default=2)
     parser.add_argument("--need-memory-mib", type=int, default=4096)
     parser.add_argument("--allow-cgroup-v1", action="store_true", help="cluster.allowCgroupV1")
+    parser.add_argument("--no-preload-images", action="store_true", help="cluster.preloadImages false")
     parser.add_argument("--cluster-may-exist", action="store_true",
                         help="a kind cluster of that name is no failure (the graph's own run)")
     parser.add_argument("--skip", action="append", default=[], choices=CHECKS, help="leave a check out")
@@ -476,7 +489,8 @@ def facts_from_args(args: argparse.Namespace) -> Facts:
     return Facts(stack=args.stack, provider=args.provider or "kind", istio_version=args.istio_version,
                  cluster_name=args.cluster_name, nodes=args.nodes, node_image=args.node_image,
                  host_port=args.host_port, need_cpus=args.need_cpus, need_memory_mib=args.need_memory_mib,
-                 cluster_may_exist=args.cluster_may_exist, allow_cgroup_v1=args.allow_cgroup_v1)
+                 cluster_may_exist=args.cluster_may_exist, allow_cgroup_v1=args.allow_cgroup_v1,
+                 preload_images=not args.no_preload_images)
 
 
 def main(argv: Sequence[str] | None = None, host: Host | None = None, out: Any = None) -> int:

@@ -89,6 +89,8 @@ def doctor_argv(config: StackConfig, stack: str, in_graph: bool = False) -> list
                  "--need-cpus", str(required.cpus), "--need-memory-mib", str(required.memory_mib)]
         if cluster.allow_cgroup_v1:
             argv += ["--allow-cgroup-v1"]
+        if not cluster.preload_images:
+            argv += ["--no-preload-images"]
     if in_graph:
         # Pulumi already runs the program: the Python checked is whichever python3 runs this command.
         argv += ["--cluster-may-exist", "--skip", "python"]

@@ -187,6 +187,17 @@ def test_docker_engine() -> None:
         "sudo usermod -aG docker $USER && newgrp docker")
     mac = FakeHost(failing={"docker": down}, os_name="Darwin")
     assert failed(mac, "docker").fix.startswith("open -a Docker")
+    store = {"DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]]}
+    store_27 = FakeHost(tools={**FakeHost().tools, "docker": json.dumps({**DOCKER_INFO, **store,
+                                                                            "ServerVersion": "27.5.1"})})
+    check = failed(store_27, "docker")
+    assert "containerd image store" in check.detail and "kind#3795" in check.detail
+    assert "preloadImages: false under ambient-mesh:cluster" in check.fix
+    unloaded = doctor.facts_from_args(doctor.parse_args(preflight.doctor_argv(
+        base_config(cluster={"preloadImages": False}), "dev")))
+    assert only(store_27, "docker", unloaded).status == "ok"  # nothing to load: nothing to fail
+    store_28 = FakeHost(tools={**FakeHost().tools, "docker": json.dumps({**DOCKER_INFO, **store})})
+    assert only(store_28, "docker").status == "ok"
     old = FakeHost(tools={**FakeHost().tools, "docker": json.dumps({**DOCKER_INFO, "ServerVersion": "19.03.15"})})
     assert "Docker engine 19.03.15 is older than 20.10" in failed(old, "docker").detail
 
