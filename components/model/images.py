@@ -116,10 +116,9 @@ class Preload:
         return tuple(sorted({*self.every_node_images, *self.worker_images}))
 
 
-def lane_of(config: StackConfig) -> dict[str, Lane]:
+def lane_of(found: list[Workload]) -> dict[str, Lane]:
     """Each image's load: the mesh's when any of Istio's workloads runs it (proxyv2 in a sidecar too), else the
     app's."""
-    found = workloads(config)
     mesh = {i for w in found if w.lane == "mesh" for i in w.images}
     return {i: ("mesh" if i in mesh else "app") for w in found for i in w.images}
 
@@ -128,8 +127,8 @@ def preload(config: StackConfig, lane: Lane | None = None) -> Preload:
     """kind taints its control plane when there are workers: Deployments' pods go to the workers only. With a
     lane, only that load's images."""
     control_plane, workers = node_names(config.cluster)
-    lanes = lane_of(config)
     wanted = workloads(config)
+    lanes = lane_of(wanted)
     everywhere = sorted({i for w in wanted if w.per_node for i in w.images if lane in (None, lanes[i])})
     elsewhere = sorted({i for w in wanted for i in w.images if lane in (None, lanes[i])} - set(everywhere))
     every_node = (control_plane, *workers)
