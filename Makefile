@@ -34,18 +34,28 @@ ifeq ($(PULUMI_BACKEND_URL),file://$(STATE_DIR))
 	@mkdir -p "$(STATE_DIR)"
 endif
 
-up: doctor state ## preflight, then the kind cluster and the whole mesh; on failure, what is not ready and why
+# tools/repair.py first: what became of the stack's kind cluster since the last update (gone, stopped, a node removed)
+# and its repair; it prints the arguments Pulumi then needs (--replace=<the cluster's command> when it is gone).
+up: doctor state ## preflight, repair a vanished or stopped cluster, then the kind cluster and the whole mesh; on failure, what is not ready and why
 	pulumi stack select $(STACK) --create
-	pulumi up --yes --stack $(STACK) || { $(BIN)/python -m tools.diagnose --stack $(STACK); exit 1; }
+	@repair=$$($(BIN)/python -m tools.repair up --stack $(STACK)) || exit 1; \
+	echo "pulumi up --yes --stack $(STACK) $$repair"; \
+	pulumi up --yes --stack $(STACK) $$repair || { $(BIN)/python -m tools.diagnose --stack $(STACK); exit 1; }
+	$(BIN)/python -m tools.repair answers --stack $(STACK)
 
-preview: doctor state ## preflight, then show what `pulumi up` would change
+preview: doctor state ## preflight, then show what `pulumi up` would change (a vanished cluster included)
 	pulumi stack select $(STACK) --create
-	pulumi preview --diff --stack $(STACK)
+	@repair=$$($(BIN)/python -m tools.repair preview --stack $(STACK)) || exit 1; \
+	if [ -n "$$repair" ]; then export PULUMI_K8S_DELETE_UNREACHABLE=true; fi; \
+	echo "pulumi preview --diff --stack $(STACK) $$repair"; \
+	pulumi preview --diff --stack $(STACK) $$repair
 
 diff: ## what this working tree changes in every stack, field by field, offline: BASE=<git ref> (default: merge base with main)
 	$(BIN)/python -m tools.diff $(if $(BASE),--base $(BASE)) $(DIFF_ARGS)
 
-destroy: state ## delete everything the stack created, the kind cluster included
+destroy: state $(BIN)/python ## delete everything the stack created, the kind cluster included (also when it is already gone)
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/python -m tools.repair destroy --stack $(STACK)
 	pulumi destroy --yes --stack $(STACK)
 
 diagnose: $(BIN)/python ## the pods that are not ready and why: events, image pulls, ztunnel/istio-cni logs

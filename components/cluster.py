@@ -10,7 +10,7 @@ import pulumi_command as command
 import pulumi_kubernetes as k8s
 
 from components.model.config import ClusterConfig
-from components.model.kind import KIND_CREATE, KIND_DELETE, KIND_KUBECONFIG, kind_config
+from components.model.kind import KIND_CREATE, KIND_DELETE, KIND_KUBECONFIG, KIND_UPDATE, kind_config, stack_owner
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,9 +55,12 @@ class Cluster(pulumi.ComponentResource):
             created = command.local.Command(
                 f"{name}-kind",
                 create=KIND_CREATE,
+                update=KIND_UPDATE,
                 delete=KIND_DELETE,
                 stdin=cluster_config,
-                environment=environment,
+                # Recorded beside the cluster: a creation that never finished is known for this stack's own.
+                environment={**environment,
+                             "STACK_OWNER": stack_owner(pulumi.get_project(), pulumi.get_stack(), str(REPO_ROOT))},
                 interpreter=["/bin/sh", "-c"],
                 # Any change to the nodes or port mapping means a new cluster: kind cannot reshape one in place.
                 triggers=[cluster_config],

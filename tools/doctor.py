@@ -106,6 +106,8 @@ class Facts:
     cluster_may_exist: bool = False
     # The stack's state records that cluster: it is the stack's own (its host port is its own too).
     cluster_owned: bool = False
+    # The record the stack's cluster creation leaves beside it names this stack: a creation that never finished.
+    cluster_half_made: bool = False
     allow_cgroup_v1: bool = False  # cluster.allowCgroupV1
     preload_images: bool = True  # cluster.preloadImages
 
@@ -375,10 +377,16 @@ class Doctor:
                 checks = [skip("cluster", f"`kind get clusters` failed ({_first_line(listed.stderr)})")]
             else:
                 exists = facts.cluster_name in listed.stdout.split()
-                if not exists:
+                if not exists and facts.cluster_owned:
+                    checks = [ok("cluster", f"the kind cluster {facts.cluster_name} this stack created is gone: "
+                                            "make up creates it again, with everything in it")]
+                elif not exists:
                     checks = [ok("cluster", f"no kind cluster named {facts.cluster_name} yet")]
                 elif facts.cluster_owned:
                     checks = [ok("cluster", f"kind cluster {facts.cluster_name} is this stack's own")]
+                elif facts.cluster_half_made:
+                    checks = [ok("cluster", f"kind cluster {facts.cluster_name} is this stack's, from a creation "
+                                            "that never finished: make up deletes it and creates it again")]
                 elif facts.cluster_may_exist:
                     checks = [ok("cluster", f"kind cluster {facts.cluster_name} exists: the cluster's creation "
                                             "refuses it unless this stack made it")]
@@ -388,7 +396,7 @@ class Doctor:
                                    f"kind delete cluster --name {facts.cluster_name} (or set cluster.name to "
                                    "another name)")]
         moved = False
-        if exists and (facts.cluster_owned or facts.cluster_may_exist):
+        if exists and (facts.cluster_owned or facts.cluster_may_exist or facts.cluster_half_made):
             mapped = self.mapped_host_ports(facts.cluster_name)
             if mapped is None or facts.host_port in mapped:
                 checks.append(skip("host-port", f"host port {facts.host_port}: the existing cluster's"))
@@ -456,16 +464,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def facts_from_stack_file(stack: str, host: Host) -> Facts:
     """The stack file's facts, through the model (PyYAML: from .venv), and whether the stack already owns its kind
     cluster (its state, `pulumi stack export`, holds the cluster's command)."""
-    from components.model.config import read_stack_file
+    from components.model.config import PROJECT, read_stack_file
+    from components.model.kind import owner_record_path, stack_owner
     from components.model.preflight import doctor_argv
     from components.model.validate import parse_config
 
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), f"Pulumi.{stack}.yaml")
-    config = parse_config(read_stack_file(path))
+    checkout = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))  # as components/cluster.py
+    config = parse_config(read_stack_file(os.path.join(checkout, f"Pulumi.{stack}.yaml")))
     facts = facts_from_args(parse_args(doctor_argv(config, stack)))
     owned = owns_cluster(host, stack, facts.cluster_name)
+    record = host.read(owner_record_path(facts.cluster_name, os.environ)) or ""
     # State that cannot be read says nothing either way: kind's creation still refuses a cluster it did not make.
-    return replace(facts, cluster_owned=owned is True, cluster_may_exist=owned is None)
+    return replace(facts, cluster_owned=owned is True, cluster_may_exist=owned is None,
+                   cluster_half_made=record.strip() == stack_owner(PROJECT, stack, checkout))
 
 
 def owns_cluster(host: Host, stack: str, cluster_name: str) -> bool | None:

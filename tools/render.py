@@ -292,6 +292,11 @@ def render_command(reg: Registration) -> list[Rendered]:
         inputs["triggers"] = _triggers(inputs["triggers"])
     if isinstance(inputs.get("dir"), str):
         inputs["dir"] = _relative(inputs["dir"])
+    environment = inputs.get("environment")
+    if isinstance(environment, dict) and isinstance(environment.get("STACK_OWNER"), str):
+        # "<project>/<stack> <checkout>": the checkout is the machine's part.
+        owner, _, checkout = environment["STACK_OWNER"].partition(" ")
+        environment["STACK_OWNER"] = f"{owner} <checkout>" if _relative(checkout) == "." else environment["STACK_OWNER"]
     rendered.append(Rendered(filename("command", None, reg.name), "command", reg.type, reg.name, ordered(inputs),
                              tuple(notes)))
     return rendered

@@ -142,17 +142,15 @@ def preload(config: StackConfig, lane: Lane | None = None) -> Preload:
 # The host's platform, which kind's nodes share: `linux/amd64`, `linux/arm64`.
 _PLATFORM = "platform=$(docker version --format '{{.Server.Os}}/{{.Server.Arch}}')"
 
-# Pulls what the host's Docker does not have yet: a later `up`, even of a new cluster, pulls nothing. A refused pull
-# stops the update before any chart is installed, with what to do.
-PULL_SCRIPT = f"""set -eu
-{_PLATFORM}
-for image in $IMAGES; do
-  if docker image inspect --format '{{{{.Id}}}}' "$image" >/dev/null 2>&1; then
-    echo "have  $image"
-    continue
+# Pulls an image the host's Docker does not have (any more: `docker system prune -a` removes what no container runs).
+# A refused pull stops the update before any chart is installed, with what to do.
+_ON_HOST = """on_host() {
+  if docker image inspect --format '{{.Id}}' "$1" >/dev/null 2>&1; then
+    echo "have  $1"
+    return 0
   fi
-  echo "pull  $image"
-  if ! output=$(docker pull --quiet --platform "$platform" "$image" 2>&1); then
+  echo "pull  $1"
+  if ! output=$(docker pull --quiet --platform "$platform" "$1" 2>&1); then
     echo "$output" >&2
     case "$output" in
       *toomanyrequests*|*"rate limit"*)
@@ -162,6 +160,14 @@ for image in $IMAGES; do
     esac
     exit 1
   fi
+}"""
+
+# Runs beside kind's creation of the nodes; a later `up`, even of a new cluster, pulls nothing the host has.
+PULL_SCRIPT = f"""set -eu
+{_PLATFORM}
+{_ON_HOST}
+for image in $IMAGES; do
+  on_host "$image"
 done
 """
 
@@ -169,9 +175,11 @@ done
 # Docker's containerd image store a plain `docker save` writes the image's whole index, blobs of platforms never
 # pulled included, and kind's import fails on them (kubernetes-sigs/kind#3795, the cause of `kind load docker-image`'s
 # "content digest ... not found"). Docker before 28 has no `save --platform`: there the plain save holds the one
-# platform it pulled.
+# platform it pulled. What the host lost since the pull (pruned images) is pulled again first: the load of a new
+# cluster must not fail in `docker image save` because the pull, which ran once, has nothing to trigger it.
 LOAD_SCRIPT = f"""set -eu
 {_PLATFORM}
+{_ON_HOST}
 archive=$(mktemp "${{TMPDIR:-/tmp}}/ambient-mesh-images.XXXXXX")
 trap 'rm -f "$archive"' EXIT
 load() {{
@@ -187,6 +195,9 @@ load() {{
     done
   done
   [ -n "$missing" ] || return 0
+  for image in $missing; do
+    on_host "$image"
+  done
   echo "load $missing -> $nodes"
   docker image save --platform "$platform" -o "$archive" $missing 2>/dev/null ||
     docker image save -o "$archive" $missing

@@ -9,10 +9,18 @@ import pytest
 import yaml
 
 from components.cluster import Cluster, ClusterArgs
-from components.model.kind import KIND_DELETE, kind_config
+from components.model.config import PROJECT
+from components.model.kind import (
+    KIND_CREATE,
+    KIND_DELETE,
+    KIND_UPDATE,
+    kind_config,
+    owner_record_path,
+    stack_owner,
+)
 from components.model.outputs import verify_hints
 from components.model.preflight import doctor_argv
-from tests.conftest import base_config
+from tests.conftest import REPO, base_config
 from tools.testkit.mockgraph import build_component, run_stack
 
 
@@ -55,7 +63,11 @@ def test_kind_cluster_lifecycle_commands() -> None:
     create = graph.get("cluster-kind").inputs
     assert "kind create cluster" in create["create"] and "--config -" in create["create"]
     assert "kind delete cluster" in create["delete"]
-    assert create["environment"] == {"CLUSTER_NAME": "ambient"}
+    config = base_config()
+    assert create["environment"] == {"CLUSTER_NAME": config.cluster.name,
+                                     "STACK_OWNER": stack_owner(PROJECT, "dev", str(REPO))}
+    # An update (only the scripts changed) must not run the creation again: it would refuse the stack's own cluster.
+    assert create["update"] == KIND_UPDATE
     assert yaml.safe_load(create["stdin"]) == yaml.safe_load(kind_config(base_config().cluster))
     assert "already exists" in create["create"]  # refuses to adopt a cluster it did not create
     # ...so a replacement (a change of workers, node image, ports) must delete the old cluster before creating anew.
@@ -122,3 +134,79 @@ def test_deleting_the_cluster_removes_kinds_network_once_nothing_uses_it(tmp_pat
     ran = calls.read_text().splitlines()
     assert ran[0] == "kind delete cluster --name ambient"
     assert ("docker network rm kind" in ran) is removed
+
+
+FAKE_KIND_CLUSTERS = """#!/bin/sh
+echo "kind $*" >> "$CALLS"
+case "$1 $2" in
+  "get clusters") cat "$CLUSTERS" 2>/dev/null ;;
+  "create cluster") [ -z "${FAIL_CREATE:-}" ] || exit 1; echo "$4" >> "$CLUSTERS" ;;
+  "delete cluster") grep -vx "$4" "$CLUSTERS" > "$CLUSTERS.new" 2>/dev/null; mv "$CLUSTERS.new" "$CLUSTERS" ;;
+esac
+"""
+
+
+def kind_machine(tmp_path: Path, clusters: list[str], owner: str | None = None) -> dict[str, str]:
+    """A fake kind (its clusters in a file) and a HOME; `owner`: the record a former creation left."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "kind").write_text(FAKE_KIND_CLUSTERS)
+    (tmp_path / "kind").chmod(0o755)
+    (tmp_path / "clusters").write_text("".join(f"{c}\n" for c in clusters))
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "HOME": str(tmp_path / "home"), "CALLS": str(tmp_path / "calls"),
+           "CLUSTERS": str(tmp_path / "clusters"), "CLUSTER_NAME": "ambient", "STACK_OWNER": "ambient-mesh/dev /src"}
+    if owner is not None:
+        record = Path(owner_record_path("ambient", env))
+        record.parent.mkdir(parents=True)
+        record.write_text(owner + "\n")
+    return env
+
+
+def sh(script: str, env: dict[str, str], **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["sh", "-c", script], env={**env, **extra}, input="", capture_output=True, text=True,
+                          check=False)
+
+
+def test_creation_records_its_owner_and_refuses_a_cluster_it_did_not_make(tmp_path: Path) -> None:
+    env = kind_machine(tmp_path, [])
+    assert sh(KIND_CREATE, env).returncode == 0
+    assert Path(owner_record_path("ambient", env)).read_text().strip() == env["STACK_OWNER"]
+    someone_elses = kind_machine(tmp_path / "other", ["ambient"], owner="ambient-mesh/dev /another/checkout")
+    done = sh(KIND_CREATE, someone_elses)
+    assert done.returncode == 1 and "this stack did not create it" in done.stderr
+    assert "kind delete" not in (tmp_path / "other" / "calls").read_text()
+
+
+def test_creation_deletes_and_makes_again_its_own_half_made_cluster(tmp_path: Path) -> None:
+    """`make up` stopped while kind made the nodes: the state holds no cluster, the record says it is this stack's."""
+    env = kind_machine(tmp_path, ["ambient"], owner="ambient-mesh/dev /src")
+    done = sh(KIND_CREATE, env)
+    assert done.returncode == 0, done.stderr
+    assert "creation that never finished" in done.stderr
+    ran = (tmp_path / "calls").read_text().splitlines()
+    assert ran.index("kind delete cluster --name ambient") < ran.index("kind create cluster --name ambient --config - "
+                                                                        "--wait 120s")
+
+
+def test_a_failed_creation_leaves_no_record(tmp_path: Path) -> None:
+    env = kind_machine(tmp_path, [])
+    assert sh(KIND_CREATE, env, FAIL_CREATE="1").returncode == 1
+    assert not Path(owner_record_path("ambient", env)).exists()
+
+
+def test_an_update_records_the_owner_and_fails_on_a_vanished_cluster(tmp_path: Path) -> None:
+    env = kind_machine(tmp_path, ["ambient"])
+    assert sh(KIND_UPDATE, env).returncode == 0
+    assert Path(owner_record_path("ambient", env)).read_text().strip() == env["STACK_OWNER"]
+    assert "kind create" not in (tmp_path / "calls").read_text()
+    gone = kind_machine(tmp_path / "gone", [])
+    done = sh(KIND_UPDATE, gone)
+    assert done.returncode == 1 and "is gone: make up creates it again" in done.stderr
+
+
+def test_the_delete_removes_only_its_own_record(tmp_path: Path) -> None:
+    mine = kind_machine(tmp_path, ["ambient"], owner="ambient-mesh/dev /src")
+    assert sh(KIND_DELETE, mine).returncode == 0
+    assert not Path(owner_record_path("ambient", mine)).exists()
+    theirs = kind_machine(tmp_path / "other", [], owner="ambient-mesh/dev /another/checkout")
+    sh(KIND_DELETE, theirs)
+    assert Path(owner_record_path("ambient", theirs)).exists()

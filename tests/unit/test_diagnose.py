@@ -238,14 +238,20 @@ def test_make_up_runs_diagnose_when_pulumi_up_fails(tmp_path: Path) -> None:
     backend = f"[backend=file://{state}]"
     assert code != 0 and state.is_dir()
     assert calls == [f"pip install -q -r requirements.txt {backend}", f"python -m tools.doctor --stack dev {backend}",
-                     f"pulumi stack select dev --create {backend}", f"pulumi up --yes --stack dev {backend}",
-                     f"python -m tools.diagnose --stack dev {backend}"]
+                     f"pulumi stack select dev --create {backend}", f"python -m tools.repair up --stack dev {backend}",
+                     f"pulumi up --yes --stack dev {backend}", f"python -m tools.diagnose --stack dev {backend}"]
     code, calls = make("up")
-    assert code == 0 and calls[-1] == f"pulumi up --yes --stack dev {backend}"
+    # After the update: the stack's cluster must exist and answer, or make up fails.
+    assert code == 0 and calls[-2:] == [f"pulumi up --yes --stack dev {backend}",
+                                        f"python -m tools.repair answers --stack dev {backend}"]
     code, calls = make("preview", DOCTOR_RC="1")
     assert code != 0 and not [c for c in calls if c.startswith("pulumi")]  # a failed preflight stops before Pulumi
     code, calls = make("preview", PULUMI_BACKEND_URL="s3://team-bucket")
     assert code == 0 and calls[-1] == "pulumi preview --diff --stack dev [backend=s3://team-bucket]"
+    # A cluster already gone: the repair lets the destroy finish (tests/unit/test_repair.py); it runs first.
+    code, calls = make("destroy")
+    assert code == 0 and calls[-2:] == [f"python -m tools.repair destroy --stack dev {backend}",
+                                        f"pulumi destroy --yes --stack dev {backend}"]
     recipes = [line for line in (REPO / "Makefile").read_text(encoding="utf-8").splitlines() if line.startswith("\t")]
     assert not [line for line in recipes if "pulumi login" in line]  # it would switch the user's global backend
 

@@ -262,6 +262,28 @@ def test_a_cluster_of_that_name() -> None:
     assert only(without("kind"), "cluster").status == "skip"
 
 
+def test_the_stacks_own_cluster_gone_or_half_made_is_said_and_passes() -> None:
+    """Gone (the state holds it, kind lists none): make up creates it again. Half-made (the state holds none, the
+    creation's record names this stack): make up deletes it and creates it again. Neither stops the update."""
+    gone = only(FakeHost(), "cluster", replace(FACTS, cluster_owned=True))
+    assert gone.status == "ok" and "this stack created is gone: make up creates it again" in gone.detail
+    half = only(FakeHost(clusters=["ambient"]), "cluster", replace(FACTS, cluster_half_made=True))
+    assert half.status == "ok" and "a creation that never finished" in half.detail
+    assert only(FakeHost(), "cluster").detail == "no kind cluster named ambient yet"
+
+
+def test_the_creations_record_tells_a_half_made_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from components.model.config import PROJECT
+    from components.model.kind import owner_record_path, stack_owner
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    record = owner_record_path("ambient", {"XDG_STATE_HOME": str(tmp_path)})
+    mine = FakeHost(files={record: stack_owner(PROJECT, "dev", str(REPO)) + "\n"})
+    assert doctor.facts_from_stack_file("dev", mine).cluster_half_made
+    theirs = FakeHost(files={record: stack_owner(PROJECT, "dev", "/another/checkout") + "\n"})
+    assert not doctor.facts_from_stack_file("dev", theirs).cluster_half_made
+    assert not doctor.facts_from_stack_file("dev", FakeHost()).cluster_half_made
+
+
 def test_a_new_host_port_for_the_stacks_cluster_must_be_free_before_anything_is_deleted() -> None:
     """cluster.ingressHostPort changed: the update replaces the cluster (delete, then create); a taken port would
     leave the stack with no cluster at all, so doctor refuses first."""

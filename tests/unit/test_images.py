@@ -194,6 +194,24 @@ def test_load_does_nothing_when_every_node_has_everything(tmp_path: Path) -> Non
     assert not [c for c in calls(env) if c.startswith(("kind", "docker image save"))]
 
 
+def test_load_pulls_again_what_the_host_lost_since_the_pull(tmp_path: Path) -> None:
+    """Host images pruned after the pull (`docker system prune -a`): a new cluster's load pulls them again before
+    saving instead of failing in `docker image save`, and pulls nothing the host still has."""
+    env = fake_tools(tmp_path)
+    config = base_config()
+    plan = images.preload(config)
+    kept, pruned = plan.images[:2], plan.images[2:]
+    Path(env["HAVE"]).write_text("".join(f"{image}\n" for image in kept))
+    done = run(images.LOAD_SCRIPT, {**env, **images.load_environment(config.cluster, plan)})
+    assert done.returncode == 0, done.stderr
+    made = calls(env)
+    pulls = [c.rsplit(" ", 1)[1] for c in made if c.startswith("docker pull")]
+    assert sorted(pulls) == sorted(pruned)
+    first_save = next(i for i, c in enumerate(made) if c.startswith("docker image save"))
+    pulled_first = {c.rsplit(" ", 1)[1] for c in made[:first_save] if c.startswith("docker pull")}
+    assert pulled_first == set(made[first_save].split()) & set(pruned)  # what a save holds is on the host first
+
+
 # --- in the graph --------------------------------------------------------------------------------------------
 
 def release(graph: Graph, helm_name: str) -> str:

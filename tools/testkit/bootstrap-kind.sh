@@ -5,10 +5,13 @@
 # roots come from debootstrap, programs from the Go module proxy (and Bookinfo's from PyPI, npm and Maven Central).
 # Two images cannot be had here at all — ztunnel (Rust, not on crates.io) and proxyv2 (Envoy) — and are named,
 # readiness-only stand-ins unless the host's Docker already has the real ones (tools/testkit/kind/build-istio-images.sh).
+# Last, a stand-in for Docker Hub (tools/testkit/kind/registry.sh, on 127.0.0.1:$KIND_TIER_REGISTRY_PORT, left
+# running) gets every local docker.io image, so a test can remove one and `docker pull` it back as on a laptop.
 #
 # Idempotent like bootstrap-engine.sh: each piece has a stamp holding its pin; images carry their pin as a label.
 # Usage: tools/testkit/bootstrap-kind.sh [piece ...]      (default: every piece; see PIECES)
 # Env:   KIND_TIER_CACHE   cache dir (default ~/.cache/ambient-mesh-kind); ENGINE_BUILD_JOBS go build -p (default 2)
+#        KIND_TIER_REGISTRY_PORT  the stand-in for Docker Hub's port (default 5501; docker.sh's mirror uses it too)
 # Then:  make test-kind (tests/kind finds the tier in the cache and the engine tier beside it)
 set -euo pipefail
 
@@ -19,6 +22,7 @@ KUBERNETES_STAGING_VERSION=v0.36.3
 CONTAINERD_VERSION=v2.3.4             # github.com/containerd/containerd/v2, as kind v0.33.0's base image
 CRICTL_VERSION=v1.37.0                # sigs.k8s.io/cri-tools (kind pins v1.36.0, which the module proxy does not serve)
 CNI_PLUGINS_VERSION=v1.9.1            # github.com/containernetworking/plugins, as kind v0.33.0's base image
+DISTRIBUTION_VERSION=v3.1.2           # github.com/distribution/distribution/v3: the stand-in for Docker Hub
 NODE_IMAGE=ambient-mesh.local/kind-node:$KUBERNETES_VERSION
 BASE_IMAGE=ambient-mesh.local/kind-base:$KIND_VERSION
 # ----------------------------------------------------------------------------------------------------------------
@@ -35,8 +39,8 @@ IMAGES=$CACHE/images
 TIMES=$CACHE/times.log
 JOBS=${ENGINE_BUILD_JOBS:-2}
 DEBIAN_BASE_IMAGE=ambient-mesh.local/debian:trixie
-PIECES=(host-packages host-limits docker kind kube-binaries containerd crictl cni-plugins debian-base node-base component-images
-  system-images node-image istio-images apps)
+PIECES=(host-packages host-limits docker kind kube-binaries containerd crictl cni-plugins registry debian-base node-base
+  component-images system-images node-image istio-images apps hub-images)
 # kind's node-image build reads four image archives only (server/bin/<component>.tar); kube-proxy.tar also carries
 # every other image the node needs (tools/testkit/kind/node/image-archive.py), or kind would pull them.
 # shellcheck source=tools/testkit/build-lib.sh
@@ -184,6 +188,30 @@ build_node_image() {
 build_istio_images() { "$HERE/build-istio-images.sh"; }
 build_apps() { "$HERE/build-apps.sh"; }
 
+# The stand-in for Docker Hub: distribution's registry with only its filesystem driver (tools/testkit/kind/registry).
+REGISTRY_MAIN=$HERE/registry/main.go
+build_registry() {
+  cd "$(new_module registry ambient-mesh.local/kind/registry 'go 1.26.6')"
+  cp "$REGISTRY_MAIN" .
+  go mod edit -require="github.com/distribution/distribution/v3@$DISTRIBUTION_VERSION"
+  "${GO[@]}" build -p "$JOBS" -trimpath \
+    -ldflags "-s -w -X github.com/distribution/distribution/v3/version.version=$DISTRIBUTION_VERSION" -o registry .
+  # A running registry of the tier's own has the old binary: stopped here, piece hub-images starts the new one.
+  "$HERE/registry.sh" stop
+  install -m 0755 registry "$BIN/registry"
+}
+
+# Every local docker.io image (Istio's, Bookinfo's, curl, kindest/*) into the stand-in for Docker Hub, which stays
+# running afterwards: the tier's daemon mirrors docker.io through it. Pinned on each image's name and ID.
+hub_images_pin() {
+  local images=()
+  mapfile -t images < <("$HERE/registry.sh" hub-images)
+  { cat "$STAMPS/registry" 2>/dev/null
+    [[ ${#images[@]} == 0 ]] || paste <(printf '%s\n' "${images[@]}") <(docker image inspect -f '{{.Id}}' "${images[@]}")
+  } | sha256sum | cut -c1-12
+}
+push_hub_images() { "$HERE/registry.sh" push --all; }
+
 run_piece() {
   case $1 in
     host-packages) install_host_packages ;;
@@ -207,6 +235,15 @@ run_piece() {
     node-image) piece node-image "$(node_image_pin)" build_node_image "image:$NODE_IMAGE" ;;
     istio-images) build_istio_images ;;
     apps) build_apps ;;
+    registry) piece registry "$DISTRIBUTION_VERSION+$(files_hash "$REGISTRY_MAIN")" build_registry "$BIN/registry" ;;
+    hub-images)
+      # Every run, like docker: pulls of docker.io need the stand-in answering, stamp or not.
+      log "hub-images: the stand-in for Docker Hub (tools/testkit/kind/registry.sh)"
+      if "$HERE/registry.sh" start; then
+        piece hub-images "$(hub_images_pin)" push_hub_images "$CACHE/registry/data/docker/registry/v2/repositories"
+      else
+        FAILED+=(hub-images)
+      fi ;;
     *) die "unknown piece '$1' (pieces: ${PIECES[*]})" ;;
   esac
 }

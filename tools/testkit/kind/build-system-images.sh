@@ -291,8 +291,11 @@ smoke_test() {
         --read-only -v "$conf:/etc/coredns/Corefile:ro" "$ref" -conf /etc/coredns/Corefile)
       sleep 3
       p=$(docker inspect -f '{{.State.Status}}' "$id")
-      docker logs "$id" 2>&1 | grep -q '^\.:53$' && [[ $p == running ]] \
-        || { docker logs "$id" >&2; docker rm -f "$id" >/dev/null; die "$ref did not serve :53 as user 65532"; }
+      # The log read whole first: `docker logs | grep -q` fails under pipefail when grep stops reading early.
+      local said
+      said=$(docker logs "$id" 2>&1)
+      grep -qx '\.:53' <<<"$said" && [[ $p == running ]] \
+        || { echo "$said" >&2; docker rm -f "$id" >/dev/null; die "$ref did not serve :53 as user 65532"; }
       docker rm -f "$id" >/dev/null
       echo "serves :53 as $(docker image inspect -f '{{.Config.User}}' "$ref") with only NET_BIND_SERVICE" ;;
     "$PAUSE_REPO":*) "${r[@]}" "$ref" -v ;;

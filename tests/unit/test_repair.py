@@ -1,0 +1,183 @@
+"""A laptop's second day (tools/repair.py): each situation on a fake machine — what the state records, what Docker
+has — and what the repair runs for `up`, `preview`, `destroy` and after an update."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pytest
+
+from components.model.kind import kind_config, node_names
+from tests.conftest import base_config
+from tools import repair
+from tools.doctor import Result
+
+CONFIG = base_config()
+CLUSTER = CONFIG.cluster.name
+CONTROL_PLANE, WORKERS = node_names(CONFIG.cluster)
+NODES = (CONTROL_PLANE, *WORKERS)
+URN = "urn:pulumi:dev::ambient-mesh::ambient-mesh:cluster:Cluster$command:local:Command::cluster-kind"
+
+
+def exported(urn: str = URN) -> str:
+    return json.dumps({"deployment": {"resources": [
+        {"urn": "urn:pulumi:dev::ambient-mesh::pulumi:pulumi:Stack::ambient-mesh-dev"},
+        {"urn": urn, "inputs": {"environment": {"CLUSTER_NAME": CLUSTER}, "stdin": kind_config(CONFIG.cluster)}},
+    ]}})
+
+
+@dataclass
+class Machine(repair.Host):
+    """The stack's state and Docker's node containers (name -> state); every command it is asked is kept."""
+
+    export: str | None = field(default_factory=exported)
+    containers: dict[str, str] = field(default_factory=lambda: {n: "running" for n in NODES})
+    ready_after: int = 0  # /readyz answers from this call on
+    docker_down: bool = False
+    fail: dict[str, Result] = field(default_factory=dict)
+    ran: list[list[str]] = field(default_factory=list)
+    envs: list[dict[str, str]] = field(default_factory=list)
+    clock: float = 0.0
+    readyz_calls: int = 0
+
+    def run(self, argv: Sequence[str], timeout: float = 30.0) -> Result:
+        self.ran.append(list(argv))
+        words = " ".join(argv[:3])
+        for prefix, result in self.fail.items():
+            if " ".join(argv).startswith(prefix):
+                return result
+        if words == "pulumi stack export":
+            return Result(0, self.export) if self.export is not None else Result(255, "", "no stack named 'dev'")
+        if words == "docker ps --all":
+            if self.docker_down:
+                return Result(1, "", "Cannot connect to the Docker daemon at unix:///var/run/docker.sock.")
+            return Result(0, "".join(f"{n}\t{s}\n" for n, s in self.containers.items()))
+        if argv[:2] == ["docker", "start"]:
+            self.containers.update({n: "running" for n in argv[2:]})
+            return Result(0)
+        if argv[:2] == ["docker", "exec"]:
+            self.readyz_calls += 1
+            up = self.containers.get(argv[2]) == "running" and self.readyz_calls > self.ready_after
+            return Result(0, "ok") if up else Result(1, "", "The connection to the server was refused")
+        if argv[:3] == ["kind", "delete", "cluster"]:
+            self.containers.clear()
+            return Result(0)
+        return Result(0)
+
+    def run_env(self, argv: Sequence[str], env: Mapping[str, str], timeout: float = 600.0) -> Result:
+        self.envs.append(dict(env))
+        return self.run(argv, timeout)
+
+    def sleep(self, seconds: float) -> None:
+        self.clock += seconds
+
+    def now(self) -> float:
+        return self.clock
+
+
+def run(machine: Machine, mode: str) -> tuple[int, str, list[str]]:
+    said: list[str] = []
+    out = io.StringIO()
+    job = repair.Repair("dev", machine, say=said.append)
+    try:
+        extra = job.run(mode)
+    except repair.Failed as failure:
+        return 1, "", [*said, str(failure)]
+    print("\n".join(extra), file=out)
+    return 0, out.getvalue().strip(), said
+
+
+def refreshed(machine: Machine) -> bool:
+    return any(argv[:2] == ["pulumi", "refresh"] for argv in machine.ran)
+
+
+def test_the_state_names_the_cluster_and_its_nodes() -> None:
+    recorded = repair.recorded_cluster(json.loads(exported()))
+    assert recorded == repair.Recorded(URN, CLUSTER, NODES)
+    assert repair.recorded_cluster({"deployment": {"resources": []}}) is None
+
+
+@pytest.mark.parametrize("mode", repair.MODES)
+def test_no_recorded_cluster_nothing_to_do(mode: str) -> None:
+    for machine in (Machine(export=None), Machine(export=json.dumps({"deployment": {"resources": []}}))):
+        assert run(machine, mode)[:2] == (0, "")
+        assert not refreshed(machine) and not [a for a in machine.ran if a[0] in ("kind", "docker")]
+
+
+def test_a_running_cluster_is_left_alone_once_its_api_answers() -> None:
+    machine = Machine(ready_after=2)  # Docker just restarted: the API server answers a few seconds later
+    assert run(machine, "up")[:2] == (0, "")
+    assert machine.readyz_calls == 3 and not refreshed(machine)
+    assert not [a for a in machine.ran if a[:2] in (["docker", "start"], ["kind", "delete"])]
+
+
+def test_an_api_that_never_answers_fails_with_the_way_out() -> None:
+    machine = Machine(ready_after=10 ** 6)
+    code, _, said = run(machine, "up")
+    assert code == 1 and "does not answer" in said[-1] and "make diagnose" in said[-1]
+    assert machine.clock >= repair.READY_SECONDS
+
+
+def test_stopped_nodes_are_started_then_awaited() -> None:
+    """Docker restarted and did not bring the nodes back."""
+    machine = Machine(containers={CONTROL_PLANE: "exited", WORKERS[0]: "exited", WORKERS[1]: "running"})
+    code, args, said = run(machine, "up")
+    assert (code, args) == (0, "")
+    assert ["docker", "start", CONTROL_PLANE, WORKERS[0]] in machine.ran
+    assert any("stopped" in line for line in said) and not refreshed(machine)
+
+
+def test_a_vanished_cluster_is_forgotten_by_refresh_and_replaced_by_up() -> None:
+    machine = Machine(containers={})
+    code, args, said = run(machine, "up")
+    assert code == 0 and args == f"--replace={URN}"
+    assert refreshed(machine) and machine.envs == [repair.DELETE_UNREACHABLE]
+    assert any("is gone" in line for line in said) and any("creating the kind cluster" in line for line in said)
+    assert not [a for a in machine.ran if a[:2] == ["kind", "delete"]]
+
+
+def test_destroy_with_the_cluster_gone_refreshes_and_replaces_nothing() -> None:
+    machine = Machine(containers={})
+    assert run(machine, "destroy")[:2] == (0, "")
+    assert refreshed(machine) and machine.envs == [repair.DELETE_UNREACHABLE]
+
+
+def test_preview_changes_nothing_and_shows_the_rebuild() -> None:
+    machine = Machine(containers={})
+    code, args, _ = run(machine, "preview")
+    assert code == 0 and args.splitlines() == ["--refresh", f"--replace={URN}"]
+    assert not refreshed(machine) and not [a for a in machine.ran if a[0] == "kind"]
+
+
+def test_a_removed_node_deletes_what_is_left_then_rebuilds() -> None:
+    machine = Machine(containers={CONTROL_PLANE: "running", WORKERS[1]: "running"})
+    code, args, said = run(machine, "up")
+    assert code == 0 and args == f"--replace={URN}"
+    delete = machine.ran.index(["kind", "delete", "cluster", "--name", CLUSTER])
+    refresh = next(i for i, a in enumerate(machine.ran) if a[:2] == ["pulumi", "refresh"])
+    assert delete < refresh
+    assert any(WORKERS[0] in line for line in said)
+
+
+def test_after_the_update_a_missing_or_silent_cluster_fails() -> None:
+    assert run(Machine(), "answers")[0] == 0
+    code, _, said = run(Machine(containers={}), "answers")
+    assert code == 1 and "does not exist" in said[-1]
+    assert run(Machine(containers={CONTROL_PLANE: "running"}), "answers")[0] == 1
+
+
+def test_docker_down_and_a_failed_refresh_are_one_line_each() -> None:
+    code, _, said = run(Machine(docker_down=True), "destroy")
+    assert code == 1 and said[-1].startswith("Docker does not answer (Cannot connect")
+    failing = Machine(containers={}, fail={"pulumi refresh": Result(1, "", "error: boom")})
+    code, _, said = run(failing, "up")
+    assert code == 1 and "`pulumi refresh` failed" in said[-1] and "boom" in said[-1]
+
+
+def test_main_prints_only_pulumis_arguments_on_stdout() -> None:
+    out = io.StringIO()
+    assert repair.main(["up", "--stack", "dev"], Machine(containers={}), out) == 0
+    assert out.getvalue() == f"--replace={URN}\n"
