@@ -142,6 +142,18 @@ def _first_line(text: str) -> str:
     return lines[0] if lines else ""
 
 
+_UNITS = {"b": 1, "kib": 1024, "kb": 1000, "mib": 1024 ** 2, "mb": 1000 ** 2, "gib": 1024 ** 3, "gb": 1000 ** 3,
+          "tib": 1024 ** 4, "tb": 1000 ** 4}
+
+
+def _mebibytes(text: str) -> int | None:
+    """`1.25GiB`, `812.3MiB` (docker stats) in MiB."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*([A-Za-z]+)\s*", text)
+    if not match or match.group(2).lower() not in _UNITS:
+        return None
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()] // 1024 ** 2)
+
+
 def _version_in(text: str) -> str | None:
     match = re.search(r"v?(\d+\.\d+(?:\.\d+)?)", text)
     return match.group(1) if match else None
@@ -285,8 +297,21 @@ class Doctor:
         cpus, memory_mib = int(info.get("NCPU") or 0), int(info.get("MemTotal") or 0) // (1024 * 1024)
         need = f"{facts.need_cpus} CPUs and {facts.need_memory_mib / 1024:.1f} GiB"
         has = f"{cpus} CPUs and {memory_mib / 1024:.1f} GiB"
+        # Another stack's cluster (dev beside zero-trust) holds its memory whatever this one needs: counted as used.
+        others = self.other_clusters_memory_mib()
+        if others:
+            used = sum(others.values())
+            held = ", ".join(f"{name} {mib / 1024:.1f} GiB" for name, mib in sorted(others.items()))
+            has += f", of which other kind clusters use {used / 1024:.1f} GiB ({held})"
+            memory_mib -= used
         if cpus >= facts.need_cpus and memory_mib >= facts.need_memory_mib:
             return [ok("docker-resources", f"Docker has {has}; this stack needs about {need}")]
+        if others and cpus >= facts.need_cpus and memory_mib + sum(others.values()) >= facts.need_memory_mib:
+            names = sorted(others)
+            return [fail("docker-resources", f"Docker has {has}; this stack needs about {need}",
+                         f"kind delete cluster --name {names[0]} (or make destroy in the stack that made it)"
+                         + (f", and likewise {', '.join(names[1:])}" if names[1:] else "")
+                         + ", or give Docker more memory")]
         gib = max(2, -(-facts.need_memory_mib // 1024))
         cpus_wanted = max(facts.need_cpus, cpus)
         flavour = f"{info.get('OperatingSystem', '')} {info.get('Name', '')}".lower()
@@ -299,6 +324,24 @@ class Doctor:
         else:
             fix = "free memory on this machine, or run the stack where Docker has more"
         return [fail("docker-resources", f"Docker has {has}; this stack needs about {need}", fix)]
+
+    def other_clusters_memory_mib(self) -> dict[str, int]:
+        """Memory each other kind cluster's running nodes use now (`docker stats`), by cluster name."""
+        listed = self.host.run(["docker", "ps", "--filter", "label=io.x-k8s.kind.cluster", "--format",
+                                '{{.Names}}\t{{.Label "io.x-k8s.kind.cluster"}}'])
+        nodes = dict(line.split("\t", 1) for line in listed.stdout.splitlines() if "\t" in line) \
+            if listed.returncode == 0 else {}
+        nodes = {node: cluster for node, cluster in nodes.items() if cluster != self.facts.cluster_name}
+        if not nodes:
+            return {}
+        stats = self.host.run(["docker", "stats", "--no-stream", "--format", "{{.Name}}\t{{.MemUsage}}", *nodes])
+        used: dict[str, int] = {}
+        for line in stats.stdout.splitlines() if stats.returncode == 0 else []:
+            node, _, usage = line.partition("\t")
+            mib = _mebibytes(usage.split("/")[0])
+            if node in nodes and mib is not None:
+                used[nodes[node]] = used.get(nodes[node], 0) + mib
+        return used
 
     def cgroup(self) -> list[Check]:
         """kubelet 1.35+ refuses to start on cgroup v1 (a Linux host that still boots it, Docker in such a VM):

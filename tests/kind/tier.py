@@ -38,8 +38,11 @@ def kind_cache() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "ambient-mesh-kind")
 
 
-def docker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
+def docker(*args: str, timeout: float = 60, check_ok: bool = False) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
+    if check_ok and done.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} exited {done.returncode}: {done.stderr}")
+    return done
 
 
 def image_labels(image: str) -> dict[str, str] | None:
@@ -77,6 +80,32 @@ def missing_tools(which: Any = shutil.which) -> list[str]:
 def offline() -> bool:
     """Whether the kind tier is built here: its node image is in the host's Docker."""
     return image_labels(NODE_IMAGE) is not None
+
+
+DOCKER_SCRIPT = REPO / "tools" / "testkit" / "kind" / "docker.sh"
+
+
+def owns_docker() -> bool:
+    """Whether the Docker engine is the tier's own daemon (tools/testkit/kind/docker.sh started it): only that one may
+    be restarted by a test."""
+    pidfile = kind_cache() / "docker" / "dockerd.pid"
+    try:
+        os.kill(int(pidfile.read_text().strip()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def restart_docker() -> None:
+    for step in ("stop", "start"):
+        subprocess.run([str(DOCKER_SCRIPT), step], check=True, timeout=180)
+
+
+def hub_mirror() -> str | None:
+    """None when the host's Docker pulls docker.io images through the tier's stand-in for Docker Hub
+    (tools/testkit/kind/registry.sh); else why not."""
+    done = subprocess.run([str(DOCKER_SCRIPT), "mirror"], capture_output=True, text=True, timeout=30, check=False)
+    return None if done.returncode == 0 else (done.stderr.strip().splitlines() or ["no mirror"])[-1]
 
 
 def cgroup_v1() -> bool:

@@ -51,6 +51,8 @@ class FakeHost(doctor.Host):
     # `docker port <node>`: what each node container publishes (kind's control plane: the ingress and the API).
     ports: dict[str, str] = field(default_factory=lambda: {
         "ambient-control-plane": "30080/tcp -> 127.0.0.1:8080\n6443/tcp -> 127.0.0.1:41234\n"})
+    # Running kind node containers: name -> (their cluster, `docker stats` memory use).
+    kind_nodes: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def run(self, argv: Sequence[str], timeout: float = 30.0) -> Result:
         self.ran.append(list(argv))
@@ -59,6 +61,10 @@ class FakeHost(doctor.Host):
             return self.failing[tool]
         if list(argv[:3]) == ["kind", "get", "clusters"]:
             return Result(0, "".join(f"{c}\n" for c in self.clusters))
+        if list(argv[:2]) == ["docker", "ps"]:
+            return Result(0, "".join(f"{n}\t{c}\n" for n, (c, _) in self.kind_nodes.items()))
+        if list(argv[:2]) == ["docker", "stats"]:
+            return Result(0, "".join(f"{n}\t{self.kind_nodes[n][1]} / 16GiB\n" for n in argv[5:]))
         if list(argv[:2]) == ["docker", "port"]:
             return Result(0, self.ports[argv[2]]) if argv[2] in self.ports else Result(1, "", "No such container")
         if list(argv[:3]) == ["pulumi", "stack", "export"]:
@@ -216,6 +222,21 @@ def test_docker_resources_against_what_the_stack_needs() -> None:
     assert failed(small(), "docker-resources").fix.startswith(
         "in Pulumi.dev.yaml, set workers: 1 under ambient-mesh:cluster")
     assert only(without("docker"), "docker-resources").status == "skip"
+
+
+def test_docker_resources_count_what_other_kind_clusters_hold() -> None:
+    """dev and zero-trust on one Docker: the other cluster's nodes use memory this stack cannot have."""
+    beside = {"zt-control-plane": ("zero-trust", "1.5GiB"), "zt-worker": ("zero-trust", "900MiB"),
+              "ambient-worker": ("ambient", "3GiB")}  # this stack's own node is not counted
+    roomy = only(FakeHost(kind_nodes=beside), "docker-resources")
+    assert roomy.status == "ok" and "other kind clusters use 2.4 GiB (zero-trust 2.4 GiB)" in roomy.detail
+
+    def docker_of(gib: float) -> dict[str, str]:
+        return {**FakeHost().tools, "docker": json.dumps({**DOCKER_INFO, "MemTotal": int(gib * GIB)})}
+    tight = failed(FakeHost(tools=docker_of(5), kind_nodes=beside), "docker-resources")
+    assert "of which other kind clusters use 2.4 GiB" in tight.detail
+    assert tight.fix.startswith("kind delete cluster --name zero-trust (or make destroy in the stack that made it)")
+    assert only(FakeHost(tools=docker_of(5)), "docker-resources").status == "ok"  # alone it fits
 
 
 def test_node_image_of_an_explicit_image() -> None:
