@@ -37,6 +37,7 @@ from components.namespace import AmbientEnrolment, AmbientEnrolmentArgs, AppName
 from components.security import MeshSecurity, MeshSecurityArgs
 from components.sidecar import SidecarNamespace, SidecarNamespaceArgs
 from components.smoke import SmokeCheck, SmokeCheckArgs
+from components.traffic import TrafficRoutes, TrafficRoutesArgs
 from components.waypoint import Waypoint, WaypointArgs
 
 
@@ -99,6 +100,7 @@ class AmbientMeshStack:
     waypoint: Waypoint | None
     sidecar: SidecarNamespace | None
     smoke: SmokeCheck | None
+    traffic: TrafficRoutes | None = None
 
 
 def build_stack(config: StackConfig, gateway_api_reader: Reader | None = None) -> AmbientMeshStack:
@@ -150,6 +152,10 @@ def build_stack(config: StackConfig, gateway_api_reader: Reader | None = None) -
         services = {name: svc.metadata.name for name, svc in bookinfo.services.items()}
         waypoint = Waypoint("waypoint", WaypointArgs(config.waypoint, namespace.name, gateway_api_ready, services),
                             on_cluster)
+    traffic = None
+    if config.traffic.routes:
+        traffic = TrafficRoutes("traffic", TrafficRoutesArgs(config.traffic, namespace.name, [*gateway_api.resources]),
+                                on_cluster)
     sidecar = None
     if config.sidecar.enabled:
         sidecar = SidecarNamespace("sidecar", SidecarNamespaceArgs(config.sidecar, versions.CURL_IMAGE,
@@ -161,7 +167,7 @@ def build_stack(config: StackConfig, gateway_api_reader: Reader | None = None) -
     smoke = None
     if config.verify.smoke_check:
         # The end of the graph: it checks what everything else built.
-        parts = (istio, enrolment, bookinfo, clients, security, ingress, waypoint, sidecar)
+        parts = (istio, enrolment, bookinfo, clients, security, ingress, waypoint, sidecar, traffic)
         hints = verify_hints(config)
         smoke = SmokeCheck("smoke", SmokeCheckArgs(
             kubeconfig=cluster.kubeconfig, namespace=namespace.name,
@@ -170,7 +176,7 @@ def build_stack(config: StackConfig, gateway_api_reader: Reader | None = None) -
             expect_denied=hints["expectDenied"], after=[c for c in parts if c is not None],
             triggers=smoke_triggers(config)))
     return AmbientMeshStack(config, cluster, images, gateway_api, istio, namespace, bookinfo, clients, enrolment,
-                            ingress, security, waypoint, sidecar, smoke)
+                            ingress, security, waypoint, sidecar, smoke, traffic)
 
 
 def stack_outputs(stack: AmbientMeshStack) -> dict[str, Any]:

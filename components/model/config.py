@@ -19,7 +19,7 @@ from typing import Any, Literal, cast, get_args
 import yaml
 
 from components.model import versions
-from components.model.catalog import ISTIO_NAMESPACE, PROJECT
+from components.model.catalog import BOOKINFO, ISTIO_NAMESPACE, PROJECT
 
 ClusterProvider = Literal["kind", "existing"]
 ResourceProfile = Literal["laptop", "chart-defaults"]
@@ -153,6 +153,24 @@ class SidecarConfig:
 
 
 @dataclass(frozen=True)
+class Route:
+    """One service's traffic split by version (Istio's getting-started: reviews 90 % v1, 10 % v2)."""
+
+    service: str
+    weights: tuple[tuple[str, int], ...]  # (version, weight), in the stack file's order; the weights sum to 100
+
+    def version_service(self, version: str) -> str:
+        """The Service of one version (bookinfo-versions.yaml's `reviews-v1`), which the route's backends name."""
+        return f"{self.service}-{version}"
+
+
+@dataclass(frozen=True)
+class TrafficConfig:
+    # Weighted routes through the waypoint: an HTTPRoute whose parent is the service's own Service.
+    routes: tuple[Route, ...] = ()
+
+
+@dataclass(frozen=True)
 class VerifyConfig:
     # Run verify's core checks as the last step of `pulumi up` (re-run only when the config changes).
     smoke_check: bool = True
@@ -168,6 +186,7 @@ class StackConfig:
     waypoint: WaypointConfig = WaypointConfig()
     sidecar: SidecarConfig = SidecarConfig()
     verify: VerifyConfig = VerifyConfig()
+    traffic: TrafficConfig = TrafficConfig()
 
 
 # --- parsing -------------------------------------------------------------------------------------------------
@@ -182,6 +201,7 @@ SECTIONS = {
     "waypoint": ("mode", "name", "services"),
     "sidecar": ("enabled", "namespace"),
     "verify": ("smokeCheck",),
+    "traffic": ("routes",),
 }
 
 
@@ -288,6 +308,7 @@ def read_sections(raw: Mapping[str, Any]) -> StackConfig:
         waypoint=_parse_waypoint(_Section("waypoint", raw.get("waypoint"))),
         sidecar=_parse_sidecar(_Section("sidecar", raw.get("sidecar"))),
         verify=VerifyConfig(smoke_check=_Section("verify", raw.get("verify")).boolean("smokeCheck", True)),
+        traffic=_parse_traffic(_Section("traffic", raw.get("traffic"))),
     )
     _check_versions(config)
     return config
@@ -419,6 +440,34 @@ def _parse_sidecar(s: _Section) -> SidecarConfig:
         enabled=s.boolean("enabled", d.enabled),
         namespace=_own_namespace(s, "namespace", d.namespace),
     )
+
+
+def _parse_traffic(s: _Section) -> TrafficConfig:
+    """`routes: {reviews: {v1: 90, v2: 10}}`: per Bookinfo service, integer weights of its versions summing to 100."""
+    raw = s.raw.get("routes") or {}
+    example = "e.g. {reviews: {v1: 90, v2: 10}}"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(s.key("routes"), raw, f"an object of Bookinfo services to version weights, {example}")
+    known = {service.name: service.versions for service in BOOKINFO}
+    routes = []
+    for service, weights in raw.items():
+        key = f"{s.key('routes')}.{service}"
+        if service not in known:
+            raise ConfigError(key, weights, "a Bookinfo service: " + ", ".join(known) + _did_you_mean(service, known))
+        versions_of = known[service]
+        if not isinstance(weights, Mapping) or not weights:
+            raise ConfigError(key, weights, f"an object of {service}'s versions ({', '.join(versions_of)}) to "
+                                            f"weights, {example}")
+        for version, weight in weights.items():
+            if version not in versions_of:
+                raise ConfigError(f"{key}.{version}", weight, f"a version of {service}: " + ", ".join(versions_of))
+            if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+                raise ConfigError(f"{key}.{version}", weight, "an integer weight from 0 to 100")
+        total = sum(weights.values())
+        if total != 100:
+            raise ConfigError(key, dict(weights), f"weights that sum to 100 (these sum to {total})")
+        routes.append(Route(service, tuple((str(v), int(w)) for v, w in weights.items())))
+    return TrafficConfig(routes=tuple(routes))
 
 
 def _check_versions(config: StackConfig) -> None:

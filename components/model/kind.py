@@ -80,8 +80,12 @@ if kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
 fi
 mkdir -p "$(dirname "$record")"
 printf '%s\n' "$STACK_OWNER" >"$record"
-# A failed creation (kind removes its nodes) leaves no record: a cluster of this name made later is not this stack's.
-kind create cluster --name "$CLUSTER_NAME" --config - --wait 120s || {{ rm -f "$record"; exit 1; }}
+# A failed creation whose nodes kind removed leaves no record (a cluster of this name made later is not this
+# stack's); an interrupted kind leaves its nodes, and the record stays with them.
+kind create cluster --name "$CLUSTER_NAME" --config - --wait 120s || {{
+  kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME" || rm -f "$record"
+  exit 1
+}}
 """
 
 # An update changes no node (any change to them replaces the cluster): it runs when only these scripts changed, and

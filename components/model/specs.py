@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.model import catalog
+from components.model.config import Route
 
 # The paths productpage serves: the page, its static assets, login/logout and the products API.
 PRODUCTPAGE_ROUTES: tuple[tuple[str, str], ...] = (
@@ -57,6 +58,22 @@ def waypoint_spec() -> dict[str, Any]:
     return {
         "gatewayClassName": catalog.WAYPOINT_CLASS,
         "listeners": [{"name": "mesh", "port": catalog.HBONE_PORT, "protocol": "HBONE"}],
+    }
+
+
+def version_service_spec(service: str, version: str) -> dict[str, Any]:
+    """One version's Service, as Bookinfo's bookinfo-versions.yaml: the service's pods of that version only."""
+    return {"selector": {"app": service, "version": version},
+            "ports": [{"name": "http", "port": catalog.BOOKINFO_PORT}]}
+
+
+def traffic_route_spec(route: Route) -> dict[str, Any]:
+    """Istio's getting-started HTTPRoute: the Service itself as parent (the waypoint serving it applies the route),
+    each version's Service a weighted backend."""
+    return {
+        "parentRefs": [{"group": "", "kind": "Service", "name": route.service, "port": catalog.BOOKINFO_PORT}],
+        "rules": [{"backendRefs": [{"name": route.version_service(version), "port": catalog.BOOKINFO_PORT,
+                                    "weight": weight} for version, weight in route.weights]}],
     }
 
 

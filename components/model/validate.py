@@ -55,6 +55,12 @@ def _check_together(config: StackConfig) -> None:
         raise ConfigError("waypoint.name", config.waypoint.name,
                           "a name that no Service or ServiceAccount of the app namespace has (istiod names the "
                           "waypoint's own after it): not " + ", ".join(sorted(APP_NAMES)))
+    for route in config.traffic.routes:
+        # ztunnel (L4) cannot split HTTP by weight: only a waypoint serving the service reads the HTTPRoute.
+        if not config.waypoint.covers(route.service):
+            raise ConfigError(f"traffic.routes.{route.service}", dict(route.weights),
+                              f"a route of a service a waypoint serves: waypoint.mode namespace, or services "
+                              f"listing {route.service} (waypoint.mode is {config.waypoint.mode})")
     if config.security.l7_clients and not config.waypoint.covers(catalog.PRODUCTPAGE):
         raise ConfigError("security.l7Clients", list(config.security.l7_clients),
                           "an empty list unless a waypoint serves productpage (waypoint.mode namespace, or services "

@@ -55,6 +55,8 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "zero-trust-all-on": {"app": {"namespace": "bookinfo", "ingress": "gateway-api"},
                           "waypoint": {"mode": "namespace"}, "security": {"l7Clients": ["sleep"]},
                           "sidecar": {"enabled": True}},
+    # The traffic split: version Services and an HTTPRoute whose parent is a Service (GAMMA).
+    "traffic.routes": {"waypoint": {"mode": "namespace"}, "traffic": {"routes": {"reviews": {"v1": 90, "v2": 10}}}},
 }
 
 

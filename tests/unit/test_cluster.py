@@ -140,7 +140,8 @@ FAKE_KIND_CLUSTERS = """#!/bin/sh
 echo "kind $*" >> "$CALLS"
 case "$1 $2" in
   "get clusters") cat "$CLUSTERS" 2>/dev/null ;;
-  "create cluster") [ -z "${FAIL_CREATE:-}" ] || exit 1; echo "$4" >> "$CLUSTERS" ;;
+  "create cluster") [ -n "${INTERRUPTED:-}" ] && { echo "$4" >> "$CLUSTERS"; exit 130; }
+    [ -z "${FAIL_CREATE:-}" ] || exit 1; echo "$4" >> "$CLUSTERS" ;;
   "delete cluster") grep -vx "$4" "$CLUSTERS" > "$CLUSTERS.new" 2>/dev/null; mv "$CLUSTERS.new" "$CLUSTERS" ;;
 esac
 """
@@ -187,10 +188,15 @@ def test_creation_deletes_and_makes_again_its_own_half_made_cluster(tmp_path: Pa
                                                                         "--wait 120s")
 
 
-def test_a_failed_creation_leaves_no_record(tmp_path: Path) -> None:
+def test_a_failed_creation_leaves_no_record_an_interrupted_one_keeps_it(tmp_path: Path) -> None:
+    """kind removes the nodes of a creation that failed, not of one interrupted (Ctrl-C): those stay, and so must the
+    record that names them the stack's (played for real on the kind tier)."""
     env = kind_machine(tmp_path, [])
     assert sh(KIND_CREATE, env, FAIL_CREATE="1").returncode == 1
     assert not Path(owner_record_path("ambient", env)).exists()
+    interrupted = kind_machine(tmp_path / "interrupted", [])
+    assert sh(KIND_CREATE, interrupted, INTERRUPTED="1").returncode == 1
+    assert Path(owner_record_path("ambient", interrupted)).read_text().strip() == interrupted["STACK_OWNER"]
 
 
 def test_an_update_records_the_owner_and_fails_on_a_vanished_cluster(tmp_path: Path) -> None:
