@@ -92,6 +92,8 @@ def verify_hints(config: StackConfig) -> dict[str, Any]:
         "ingressAddress": in_cluster_ingress(config),
         "expectDenied": expected_denied(config),
         "waypoint": config.waypoint.name if config.waypoint.mode != "none" else None,
+        # verify's split:<service> checks (traffic.routes).
+        "splits": {route.service: dict(route.weights) for route in config.traffic.routes},
     }
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from tools import verify
 from tools.verify import HttpResult, Result, hbone_evidence, parse_ztunnel_logs
+from tools.verify.mesh import SPLIT_REQUESTS, split_bounds
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -219,6 +220,8 @@ class FakeCluster:
     waypoint_log: str = ""
     pulumi: Result = Result((), 127, "", "pulumi: command not found")
     unreachable: bool = False
+    # What each request of the split check's loop found on the page ("reviews-v1-", or "" for nothing).
+    page_versions: list[str] = field(default_factory=list)
     calls: list[tuple[str, ...]] = field(default_factory=list)
     sleeps: list[float] = field(default_factory=list)
     kubeconfig_seen: list[tuple[str, str, int]] = field(default_factory=list)
@@ -247,6 +250,8 @@ class FakeCluster:
             return Result(argv, 0, json.dumps({"items": items}))
         if verb == "get" and args[1] == "namespace":
             return Result(argv, 0, json.dumps({"metadata": {"name": args[2], "labels": self.labels.get(args[2])}}))
+        if verb == "exec" and args[-3:-1] == ["sh", "-c"]:
+            return Result(argv, 0, "".join(f"{line}\n" for line in self.page_versions))
         if verb == "exec":
             client = args[args.index("-n") + 2].removeprefix("deploy/")
             curl_key = (client, args[-1])
@@ -813,3 +818,53 @@ def test_names_match_the_stack() -> None:
     assert f"{INGRESS_RELEASE}.{ISTIO_NAMESPACE}" == verify.DEFAULT_INGRESS_ADDRESS
     assert dict([verify.AMBIENT_LABEL]) == AMBIENT_LABEL
     assert verify.CLIENTS == CLIENT_NAMES and verify.PRODUCTPAGE_PORT == BOOKINFO_PORT
+
+
+# --- the traffic split (traffic.routes; Istio's getting-started) ----------------------------------------------
+
+def pages(**counts: int) -> list[str]:
+    return [f"reviews-{version}-" if version != "none" else "" for version, n in counts.items() for _ in range(n)]
+
+
+@pytest.mark.parametrize(("found", "status", "said"), [
+    (pages(v1=88, v2=12), "pass", "reviews's versions answered within their weights (v1 88, v2 12 of 100)"),
+    (pages(v1=99, v3=1), "fail", "reviews-v2 answered 0 of 100 (weight 10: 1..28 expected); reviews-v3 answered 1"),
+    (pages(v1=60, v2=40), "fail", "reviews-v1 answered 60 of 100 (weight 90: 72..100 expected)"),
+    (pages(none=100), "fail", "no request from sleep showed which reviews answered"),
+])
+def test_the_split_check_counts_the_versions_that_answered(run_verify: Any, found: list[str], status: str,
+                                                           said: str) -> None:
+    run = run_verify(FakeCluster(page_versions=found), "--split", "reviews=v1:90,v2:10")
+    check = run.check("split:reviews")
+    assert check["status"] == status and check["summary"].startswith(said), check
+
+
+def test_the_split_check_runs_one_loop_from_an_allowed_client(run_verify: Any) -> None:
+    cluster = FakeCluster(page_versions=pages(v1=90, v2=10))
+    run = run_verify(cluster, "--split", "reviews=v1:90,v2:10", "--expect-denied", "notsleep")
+    assert run.check("split:reviews")["status"] == "pass"
+    [loop] = [c for c in cluster.kubectl_calls("exec") if "sh" in c]
+    assert "deploy/sleep" in loop and f"seq {SPLIT_REQUESTS}" in loop[-1]
+    assert list(run.status()).index("split:reviews") < list(run.status()).index("ztunnel:hbone")
+    skipped = run_verify(FakeCluster(), "--split", "reviews=v1:90,v2:10", "--no-data-plane", "stand-in ztunnel")
+    assert skipped.check("split:reviews")["status"] == "skip"
+    other = run_verify(FakeCluster(), "--split", "ratings=v1:100").check("split:ratings")
+    assert other["status"] == "skip" and "shows no version of ratings" in other["summary"]
+    assert "split:reviews" not in run_verify(FakeCluster(), "--core").status()
+
+
+def test_split_bounds_cannot_flake_and_catch_a_wrong_split() -> None:
+
+    assert split_bounds(0) == (0, 0) and split_bounds(100) == (100, 100)
+    low, high = split_bounds(10)
+    assert low == 1 and high <= 30  # the bound: v2 at least once and at most 30 of 100
+    assert split_bounds(90) == (100 - split_bounds(10)[1], 100)
+    assert split_bounds(50)[1] < 90  # a split sending everything to one version fails
+
+
+def test_the_splits_come_from_the_stacks_outputs_or_the_flag() -> None:
+    hints = {"verify": {"splits": {"reviews": {"v1": 90, "v2": 10}}}}
+    settings, _ = verify.build_settings(verify.parse_args([]), hints)
+    assert settings.splits == (("reviews", (("v1", 90), ("v2", 10))),)
+    flagged, _ = verify.build_settings(verify.parse_args(["--split", "reviews=v3:100"]), hints)
+    assert flagged.splits == (("reviews", (("v3", 100),)),)

@@ -23,9 +23,12 @@ from tools.verify.mesh import (
     LOOP_URL,
     PRODUCTPAGE,
     PRODUCTPAGE_PORT,
+    SPLIT_REQUESTS,
+    SPLIT_VISIBLE,
     STATUS_MARK,
     TITLE,
     WAYPOINT_POD_LABEL,
+    split_bounds,
     Status,
 )
 from tools.verify.runner import ClusterUnreachable, Kubectl, KubectlError, Result, Runner
@@ -57,6 +60,8 @@ class Settings:
     ingress_address: str | None = DEFAULT_INGRESS_ADDRESS
     expect_denied: tuple[str, ...] = ()
     waypoint: str | None = None
+    # Traffic splits to check (traffic.routes): (service, ((version, weight), ...)).
+    splits: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()
     core: bool = False
     # Why this cluster has no real data plane (a stand-in ztunnel or proxy image): every traffic check skips, saying so.
     no_data_plane: str | None = None
@@ -175,6 +180,8 @@ class Verifier:
         steps.append(("ingress:in-cluster", self.check_ingress_in_cluster))
         steps.append(("ingress:host", self.check_ingress_host))
         if not s.core:
+            steps += [(f"split:{service}", lambda service=service, weights=weights:  # type: ignore[misc]
+                       self.check_split(service, weights)) for service, weights in s.splits]
             steps.append(("ztunnel:hbone", self.check_ztunnel))
             if s.waypoint:
                 steps.append(("waypoint", self.check_waypoint))
@@ -347,6 +354,44 @@ class Verifier:
                      "show the title", evidence,
                      "Failures while pods start are normal: wait for pods-ready and run again. Exit 56 on every "
                      "request: an AuthorizationPolicy denies notsleep.")
+
+    def check_split(self, service: str, weights: tuple[tuple[str, int], ...]) -> Check:
+        """Istio's getting-started check: SPLIT_REQUESTS requests, each answering version counted on the page."""
+        if service != SPLIT_VISIBLE:
+            return Check("", "skip", f"the page shows no version of {service} (only {SPLIT_VISIBLE}'s pod)")
+        client = next((c for c in CLIENTS if c not in self.settings.expect_denied), None)
+        if client is None:
+            return Check("", "skip", "no client that policy lets through")
+        url = f"http://{PRODUCTPAGE}:{PRODUCTPAGE_PORT}/productpage"
+        # One line per request: the version's pod prefix, or nothing.
+        loop = (f"for i in $(seq {SPLIT_REQUESTS}); do echo \"$(curl -s --max-time 10 {url} | "
+                f"grep -o '{service}-v[0-9]*-' | head -1)\"; done")
+        if self.traffic_started is None:
+            self.traffic_started = time.monotonic()
+        result = self.kubectl("exec", "-n", self.settings.namespace, f"deploy/{client}", "--", "sh", "-c", loop,
+                              timeout=600)
+        seen = [line.strip().rstrip("-") for line in result.stdout.splitlines()]
+        counts = {version: sum(1 for s in seen if s == f"{service}-{version}") for version in
+                  sorted({s.rsplit("-", 1)[1] for s in seen if s} | {v for v, _ in weights})}
+        wanted = dict(weights)
+        evidence = [f"kubectl exec deploy/{client} -- sh -c '{loop}': " + ", ".join(
+            f"{service}-{v} {n}" for v, n in counts.items()) + f", no version {seen.count('')}"]
+        off = []
+        for version, count in counts.items():
+            low, high = split_bounds(wanted.get(version, 0))
+            if not low <= count <= high:
+                off.append(f"{service}-{version} answered {count} of {SPLIT_REQUESTS} (weight "
+                           f"{wanted.get(version, 0)}: {low}..{high} expected)")
+        if result.returncode != 0 or seen.count("") == len(seen):
+            return Check("", "fail", f"no request from {client} showed which {service} answered", evidence,
+                         "Does productpage answer? The curl checks above say; `make diagnose`.")
+        if off:
+            return Check("", "fail", "; ".join(off), evidence,
+                         f"The HTTPRoute {service} (parent: the {service} Service) is applied by the waypoint only: "
+                         f"`kubectl get httproute {service} -n {self.settings.namespace} -o yaml` (its status), and "
+                         "the Service's istio.io/use-waypoint label or the namespace's.")
+        return Check("", "pass", f"{service}'s versions answered within their weights ("
+                     + ", ".join(f"{v} {counts[v]}" for v in counts) + f" of {SPLIT_REQUESTS})", evidence)
 
     def check_ingress_in_cluster(self) -> Check:
         address = self.settings.ingress_address

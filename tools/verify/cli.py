@@ -34,6 +34,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--expect-denied", action="append", default=[], choices=CLIENTS, metavar="CLIENT",
                         help="a client that policy must deny (repeatable), e.g. notsleep")
     parser.add_argument("--waypoint", metavar="NAME", help="check that requests go through this waypoint")
+    parser.add_argument("--split", action="append", default=[], metavar="SERVICE=VERSION:WEIGHT,...",
+                        help="a traffic split to check, e.g. reviews=v1:90,v2:10 (repeatable)")
     parser.add_argument("--core", action="store_true",
                         help="core checks only: pods, label, curl from sleep, ingress (the in-stack smoke check)")
     parser.add_argument("--no-data-plane", metavar="REASON",
@@ -75,6 +77,19 @@ def kubeconfig_file(content: str) -> Iterator[str]:
         os.unlink(path)
 
 
+def parse_splits(values: Sequence[str]) -> tuple[tuple[str, tuple[tuple[str, int], ...]], ...]:
+    """`reviews=v1:90,v2:10` -> (("reviews", (("v1", 90), ("v2", 10))),)."""
+    splits = []
+    for value in values:
+        service, _, pairs = value.partition("=")
+        try:
+            weights = tuple((v, int(w)) for v, w in (pair.split(":", 1) for pair in pairs.split(",")))
+        except ValueError as error:
+            raise SystemExit(f"verify: --split {value}: expected SERVICE=VERSION:WEIGHT,... ({error})") from error
+        splits.append((service, weights))
+    return tuple(splits)
+
+
 def build_settings(args: argparse.Namespace, outputs: dict[str, Any] | None) -> tuple[Settings, str | None]:
     """Flags win over the stack's outputs, which win over defaults.
 
@@ -110,6 +125,9 @@ def build_settings(args: argparse.Namespace, outputs: dict[str, Any] | None) -> 
         ingress_address=ingress,
         expect_denied=tuple(args.expect_denied or hints.get("expectDenied") or ()),
         waypoint=args.waypoint or hints.get("waypoint"),
+        splits=parse_splits(args.split) if args.split else tuple(
+            (service, tuple((str(v), int(w)) for v, w in weights.items()))
+            for service, weights in (hints.get("splits") or {}).items()),
         core=args.core,
         no_data_plane=args.no_data_plane,
         wait_seconds=args.wait,
