@@ -28,8 +28,8 @@ from tools.verify.mesh import (
     STATUS_MARK,
     TITLE,
     WAYPOINT_POD_LABEL,
-    split_bounds,
     Status,
+    split_bounds,
 )
 from tools.verify.runner import ClusterUnreachable, Kubectl, KubectlError, Result, Runner
 from tools.verify.ztunnel import ZtunnelEvent, hbone_evidence, parse_ztunnel_logs
