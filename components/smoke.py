@@ -16,6 +16,7 @@ from pathlib import Path
 import pulumi
 import pulumi_command as command
 
+from components.model import catalog
 from components.model.outputs import KUBECONFIG_ENV, smoke_script, verify_argv
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +40,8 @@ class SmokeCheckArgs:
     triggers: list[str] = field(default_factory=list)
     # How long pods may take to become Ready.
     wait_seconds: int = 180
+    # The guide's curl clients (app.guide).
+    clients: tuple[str, ...] = catalog.CLIENT_NAMES
 
 
 class SmokeCheck(pulumi.ComponentResource):
@@ -51,7 +54,7 @@ class SmokeCheck(pulumi.ComponentResource):
         super().__init__("ambient-mesh:smoke:SmokeCheck", name, None, opts)
         script = pulumi.Output.from_input(args.namespace).apply(
             lambda namespace: smoke_script(verify_argv(namespace, args.context, args.ingress_address, args.host_url,
-                                                       args.expect_denied, args.wait_seconds)))
+                                                       args.expect_denied, args.wait_seconds, args.clients)))
         self.command = command.local.Command(
             f"{name}-verify",
             create=script,

@@ -137,7 +137,7 @@ def build_stack(config: StackConfig, gateway_api_reader: Reader | None = None) -
     bookinfo = Bookinfo("bookinfo", BookinfoArgs(namespace.name, versions.BOOKINFO_IMAGE_REGISTRY, app.bookinfo_tag,
                                                  wait_for=app_loaded), on_cluster)
     clients = CurlClients("clients", CurlClientsArgs(
-        namespace.name, versions.CURL_IMAGE, catalog.CLIENT_NAMES,
+        namespace.name, versions.CURL_IMAGE, app.clients,
         avoid={catalog.CLIENT_AVOIDING_PRODUCTPAGE: catalog.PRODUCTPAGE}, wait_for=app_loaded), on_cluster)
     enrolment = AmbientEnrolment("ambient", AmbientEnrolmentArgs(namespace.name, istio.dataplane,
                                                                  running=[bookinfo, clients]), on_cluster)
@@ -173,7 +173,7 @@ def build_stack(config: StackConfig, gateway_api_reader: Reader | None = None) -
             kubeconfig=cluster.kubeconfig, namespace=namespace.name,
             context=hints["context"] if cluster_config.provider == "existing" else None,
             host_url=hints["hostUrl"], ingress_address=hints["ingressAddress"],
-            expect_denied=hints["expectDenied"], after=[c for c in parts if c is not None],
+            expect_denied=hints["expectDenied"], clients=app.clients, after=[c for c in parts if c is not None],
             triggers=smoke_triggers(config)))
     return AmbientMeshStack(config, cluster, images, gateway_api, istio, namespace, bookinfo, clients, enrolment,
                             ingress, security, waypoint, sidecar, smoke, traffic)

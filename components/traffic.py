@@ -28,22 +28,24 @@ class TrafficRoutes(pulumi.ComponentResource):
         super().__init__("ambient-mesh:traffic:TrafficRoutes", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.routes, self.version_services = {}, {}
-        for route in args.config.routes:
-            for version, _ in route.weights:
-                service = route.version_service(version)
-                spec = version_service_spec(route.service, version)
-                self.version_services[service] = k8s.core.v1.Service(
-                    f"{name}-{service}-service",
-                    metadata=k8s.meta.v1.ObjectMetaArgs(name=service, namespace=args.namespace,
-                                                        labels={"app": route.service, "version": version}),
+        # Bookinfo's bookinfo-versions.yaml, as the guide applies it: a Service for every version of every service.
+        for service in catalog.BOOKINFO:
+            for version in service.versions:
+                spec = version_service_spec(service.name, version)
+                self.version_services[f"{service.name}-{version}"] = k8s.core.v1.Service(
+                    f"{name}-{service.name}-{version}-service",
+                    metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{service.name}-{version}", namespace=args.namespace,
+                                                        labels={"app": service.name, "version": version}),
                     spec=k8s.core.v1.ServiceSpecArgs(
                         selector=spec["selector"], ports=[k8s.core.v1.ServicePortArgs(**p) for p in spec["ports"]]),
                     opts=child)
+        for route in args.config.routes:
             self.routes[route.service] = k8s.apiextensions.CustomResource(
                 f"{name}-{route.service}-route",
                 api_version=catalog.GATEWAY_API,
                 kind="HTTPRoute",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=route.service, namespace=args.namespace),
                 spec=traffic_route_spec(route),
+                # An HTTPRoute before its CRD is "no matches for kind"; its backends are the version Services.
                 opts=pulumi.ResourceOptions(parent=self, depends_on=args.crds))
         self.register_outputs({"routes": [route.service for route in args.config.routes]})

@@ -71,8 +71,16 @@ def bookinfo_account(service: str) -> str:
     return f"bookinfo-{service}"
 
 
-# --- the tutorial's curl clients -------------------------------------------------------------------------------
-CLIENT_NAMES = ("sleep", "notsleep")
+# --- the guides and their curl clients --------------------------------------------------------------------------
+# The seed tutorial (90DaysOfDevOps 2023, day 83) runs sleep and notsleep; Istio's own ambient Getting Started runs
+# curl (its sleep and notsleep samples were removed in 1.24). A stack's app.guide picks its tryIt and its clients.
+GUIDE_CLIENTS: dict[str, tuple[str, ...]] = {
+    "90daysofdevops": ("sleep", "notsleep"),
+    "istio-getting-started": ("curl",),
+}
+CLIENT_NAMES = GUIDE_CLIENTS["90daysofdevops"]
+# Every client any guide runs: names no waypoint may take.
+ALL_CLIENT_NAMES = tuple(sorted({c for clients in GUIDE_CLIENTS.values() for c in clients}))
 # notsleep keeps away from productpage's node, so its traffic crosses nodes ztunnel to ztunnel.
 CLIENT_AVOIDING_PRODUCTPAGE = "notsleep"
 # The sidecar namespace's own client.

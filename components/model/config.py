@@ -19,13 +19,14 @@ from typing import Any, Literal, cast, get_args
 import yaml
 
 from components.model import versions
-from components.model.catalog import BOOKINFO, ISTIO_NAMESPACE, PROJECT
+from components.model.catalog import BOOKINFO, GUIDE_CLIENTS, ISTIO_NAMESPACE, PROJECT
 
 ClusterProvider = Literal["kind", "existing"]
 ResourceProfile = Literal["laptop", "chart-defaults"]
 IngressMode = Literal["istio", "gateway-api", "none"]
 MtlsMode = Literal["strict", "permissive"]
 WaypointMode = Literal["none", "namespace", "services"]
+Guide = Literal["90daysofdevops", "istio-getting-started"]
 
 GatewayApiMode = Literal["install", "skip"]
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -36,6 +37,7 @@ RESOURCE_PROFILES: tuple[ResourceProfile, ...] = get_args(ResourceProfile)
 INGRESS_MODES: tuple[IngressMode, ...] = get_args(IngressMode)
 MTLS_MODES: tuple[MtlsMode, ...] = get_args(MtlsMode)
 WAYPOINT_MODES: tuple[WaypointMode, ...] = get_args(WaypointMode)
+GUIDES: tuple[Guide, ...] = get_args(Guide)
 GATEWAY_API_MODES: tuple[GatewayApiMode, ...] = get_args(GatewayApiMode)
 HTTP_METHODS: tuple[HttpMethod, ...] = get_args(HttpMethod)
 MAX_WORKERS = 10
@@ -117,6 +119,12 @@ class AppConfig:
     namespace: str = "default"
     bookinfo_tag: str = versions.BOOKINFO_TAG
     ingress: IngressMode = "istio"
+    # Which guide the stack codifies: its tryIt commands, in its order, and its curl clients.
+    guide: Guide = "90daysofdevops"
+
+    @property
+    def clients(self) -> tuple[str, ...]:
+        return GUIDE_CLIENTS[self.guide]
 
     @property
     def create_namespace(self) -> bool:
@@ -196,7 +204,7 @@ SECTIONS = {
                 "context", "preloadImages", "allowCgroupV1"),
     "istio": ("version", "repository", "resourceProfile"),
     "gatewayApi": ("mode", "version", "source"),
-    "app": ("namespace", "bookinfoTag", "ingress"),
+    "app": ("namespace", "bookinfoTag", "ingress", "guide"),
     "security": ("mtls", "productpageClients", "defaultDeny", "l7Clients", "l7Methods"),
     "waypoint": ("mode", "name", "services"),
     "sidecar": ("enabled", "namespace"),
@@ -403,6 +411,7 @@ def _parse_app(s: _Section) -> AppConfig:
         namespace=_own_namespace(s, "namespace", d.namespace),
         bookinfo_tag=s.string("bookinfoTag", d.bookinfo_tag, _SEMVER, "a Bookinfo image tag as x.y.z, e.g. 1.20.3"),
         ingress=cast(IngressMode, s.choice("ingress", d.ingress, INGRESS_MODES)),
+        guide=cast(Guide, s.choice("guide", d.guide, GUIDES)),
     )
 
 

@@ -84,7 +84,7 @@ def workloads(config: StackConfig) -> list[Workload]:
         for version in service.versions:
             found.append(Workload(app, f"{service.name}-{version}", (
                 bookinfo_image(versions.BOOKINFO_IMAGE_REGISTRY, service.name, version, config.app.bookinfo_tag),)))
-    found += [Workload(app, client, (versions.CURL_IMAGE,)) for client in catalog.CLIENT_NAMES]
+    found += [Workload(app, client, (versions.CURL_IMAGE,)) for client in config.app.clients]
     if config.sidecar.enabled:
         found.append(Workload(config.sidecar.namespace, catalog.SIDECAR_CLIENT, (versions.CURL_IMAGE, proxy)))
     return found

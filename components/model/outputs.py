@@ -29,7 +29,9 @@ def _app_kubectl(config: StackConfig) -> str:
 
 
 def try_it(config: StackConfig) -> list[str]:
-    """The tutorial's own checks, verbatim but for the kubectl context (and namespace), in the tutorial's order."""
+    """The guide's own checks, verbatim but for the kubectl context (and namespace), in the guide's order."""
+    if config.app.guide == "istio-getting-started":
+        return getting_started_try_it(config)
     k, app = kubectl(config.cluster), _app_kubectl(config)
 
     def curl(client: str, url: str) -> str:
@@ -47,6 +49,32 @@ def try_it(config: StackConfig) -> list[str]:
         f"for i in {{1..10}}; do   {curl('notsleep', productpage)};   sleep 1; done",
         f"{k} logs -n {catalog.ISTIO_NAMESPACE} -l app=ztunnel",
     ]
+    return commands
+
+
+def getting_started_try_it(config: StackConfig) -> list[str]:
+    """Istio's ambient Getting Started, step by step, as the stack leaves the mesh (every step applied): the gateway
+    reached through kind's host port instead of `kubectl port-forward`; each command's output in the guide's words."""
+    k, app = kubectl(config.cluster), _app_kubectl(config)
+    productpage = f"http://{catalog.PRODUCTPAGE}:{catalog.BOOKINFO_PORT}/productpage"
+    client = config.app.clients[0]
+    commands = [f"{app} get pods", f"{app} get services"]
+    if config.app.ingress == "gateway-api":
+        commands.append(f"{app} get gateway {catalog.BOOKINFO_GATEWAY}")  # PROGRAMMED True
+    url = ingress_url(config)
+    if url is not None:
+        commands.append(f"curl -s {url} | {TITLE}")
+        # Secure and visualize: 100 requests through the gateway, for the traffic graph.
+        commands.append(f"for i in $(seq 1 100); do curl -sSI -o /dev/null {url}; done")
+    commands.append(f'{app} exec deploy/{client} -- curl -s "{productpage}" | {TITLE}')
+    if config.security.l7_clients:
+        # The L7 policy: GET from curl only.
+        commands.append(f'{app} exec deploy/{client} -- curl -s "{productpage}" -X DELETE')  # RBAC: access denied
+        commands.append(f"{app} exec deploy/reviews-v1 -- curl -s {productpage}")  # RBAC: access denied
+    for route in config.traffic.routes:
+        commands.append(f'{app} exec deploy/{client} -- sh -c "for i in \\$(seq 1 100); do curl -s {productpage} | '
+                        f'grep {route.service}-v.-; done"')
+    commands.append(f"{k} logs -n {catalog.ISTIO_NAMESPACE} -l app=ztunnel")
     return commands
 
 
@@ -92,6 +120,7 @@ def verify_hints(config: StackConfig) -> dict[str, Any]:
         "ingressAddress": in_cluster_ingress(config),
         "expectDenied": expected_denied(config),
         "waypoint": config.waypoint.name if config.waypoint.mode != "none" else None,
+        "clients": list(config.app.clients),
         # verify's split:<service> checks (traffic.routes).
         "splits": {route.service: dict(route.weights) for route in config.traffic.routes},
     }
@@ -110,9 +139,13 @@ FAILURE_MESSAGE = ("ambient-mesh smoke check FAILED: the stack is deployed but t
 
 
 def verify_argv(namespace: str, context: str | None, ingress_address: str | None, host: str | None,
-                denied: list[str], wait_seconds: int) -> list[str]:
-    """The flags of `python -m tools.verify` for the core checks."""
+                denied: list[str], wait_seconds: int, clients: tuple[str, ...] = catalog.CLIENT_NAMES) -> list[str]:
+    """The flags of `python -m tools.verify` for the core checks (the clients only when not the seed tutorial's,
+    which are verify's own default)."""
     argv = ["--core", "--no-stack-outputs", "--kubeconfig-env", KUBECONFIG_ENV, "--namespace", namespace]
+    if clients != catalog.CLIENT_NAMES:
+        for client in clients:
+            argv += ["--client", client]
     if context:
         argv += ["--context", context]
     if ingress_address is None:

@@ -118,4 +118,4 @@ def expected_denied(config: StackConfig) -> list[str]:
     allowed = productpage_allowed(config)
     if allowed is None:
         return []
-    return [c for c in catalog.CLIENT_NAMES if principal(f"{config.app.namespace}/{c}") not in allowed]
+    return [c for c in config.app.clients if principal(f"{config.app.namespace}/{c}") not in allowed]

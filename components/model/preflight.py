@@ -35,7 +35,8 @@ NODE_MEMORY_MIB = 250
 CONTROL_PLANE_MEMORY_MIB = 700
 ENGINE_MEMORY_MIB = 384
 # What the app's pods use (estimates: they set no requests), by Deployment name without its version.
-APP_MEMORY_MIB = {"details": 50, "ratings": 50, "reviews": 250, "productpage": 100, "sleep": 20, "notsleep": 20}
+APP_MEMORY_MIB = {"details": 50, "ratings": 50, "reviews": 250, "productpage": 100, "sleep": 20, "notsleep": 20,
+                  "curl": 20}
 
 
 @dataclass(frozen=True)

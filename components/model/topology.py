@@ -61,7 +61,7 @@ def service_accounts(config: StackConfig) -> list[str]:
     """Every ServiceAccount (namespace/name) whose workloads the stack runs."""
     ns = config.app.namespace
     accounts = [f"{ns}/{catalog.bookinfo_account(s)}" for s in catalog.BOOKINFO_SERVICES]
-    accounts += [f"{ns}/{c}" for c in catalog.CLIENT_NAMES]
+    accounts += [f"{ns}/{c}" for c in config.app.clients]
     accounts += [a for a in (ingress_account(config), waypoint_account(config)) if a]
     if config.sidecar.enabled:
         accounts.append(f"{config.sidecar.namespace}/{catalog.SIDECAR_CLIENT}")

@@ -23,7 +23,7 @@ def parse_config(raw: Mapping[str, Any]) -> StackConfig:
 
 # Services and ServiceAccounts the stack creates in the app namespace (a waypoint's own must not collide).
 APP_NAMES = frozenset({*catalog.BOOKINFO_SERVICES, *map(catalog.bookinfo_account, catalog.BOOKINFO_SERVICES),
-                       *catalog.CLIENT_NAMES, catalog.GATEWAY_API_INGRESS_DEPLOYMENT,
+                       *catalog.ALL_CLIENT_NAMES, catalog.GATEWAY_API_INGRESS_DEPLOYMENT,
                        f"{catalog.BOOKINFO_GATEWAY}-nodeport"})
 
 

@@ -209,6 +209,7 @@ def test_verify_hints_of_a_kind_stack() -> None:
         "ingressAddress": "istio-ingressgateway.istio-system",
         "expectDenied": ["notsleep"],
         "waypoint": None,
+        "clients": list(config.app.clients),
         "splits": {},
     }
     # The tutorial's setting: no policy, nobody denied.

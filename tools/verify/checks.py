@@ -60,6 +60,8 @@ class Settings:
     ingress_address: str | None = DEFAULT_INGRESS_ADDRESS
     expect_denied: tuple[str, ...] = ()
     waypoint: str | None = None
+    # The guide's curl clients (app.guide): the seed tutorial's sleep and notsleep, or Getting Started's curl.
+    clients: tuple[str, ...] = CLIENTS
     # Traffic splits to check (traffic.routes): (service, ((version, weight), ...)).
     splits: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()
     core: bool = False
@@ -174,8 +176,8 @@ class Verifier:
             (f"pods-ready:{s.namespace}", lambda: self.check_pods(s.namespace, self.app_workloads())),
             ("ambient-label", self.check_label),
         ]
-        steps += [(f"curl:{c}", lambda c=c: self.check_client(c)) for c in CLIENTS]  # type: ignore[misc]
-        if LOOP_CLIENT not in s.expect_denied:
+        steps += [(f"curl:{c}", lambda c=c: self.check_client(c)) for c in s.clients]  # type: ignore[misc]
+        if LOOP_CLIENT in s.clients and LOOP_CLIENT not in s.expect_denied:
             steps.append((f"loop:{LOOP_CLIENT}", self.check_loop))
         steps.append(("ingress:in-cluster", self.check_ingress_in_cluster))
         steps.append(("ingress:host", self.check_ingress_host))
@@ -196,7 +198,13 @@ class Verifier:
         return ISTIO_WORKLOADS + gateway
 
     def app_workloads(self) -> tuple[str, ...]:
-        return APP_WORKLOADS + ((self.settings.waypoint,) if self.settings.waypoint else ())
+        bookinfo = tuple(w for w in APP_WORKLOADS if w not in CLIENTS)
+        return bookinfo + self.settings.clients + ((self.settings.waypoint,) if self.settings.waypoint else ())
+
+    def first_client(self) -> str:
+        """The client that sends the checks' own requests: the first one policy lets through."""
+        return next((c for c in self.settings.clients if c not in self.settings.expect_denied),
+                    self.settings.clients[0])
 
     def run(self) -> list[Check]:
         s = self.settings
@@ -359,8 +367,8 @@ class Verifier:
         """Istio's getting-started check: SPLIT_REQUESTS requests, each answering version counted on the page."""
         if service != SPLIT_VISIBLE:
             return Check("", "skip", f"the page shows no version of {service} (only {SPLIT_VISIBLE}'s pod)")
-        client = next((c for c in CLIENTS if c not in self.settings.expect_denied), None)
-        if client is None:
+        client = self.first_client()
+        if client in self.settings.expect_denied:
             return Check("", "skip", "no client that policy lets through")
         url = f"http://{PRODUCTPAGE}:{PRODUCTPAGE_PORT}/productpage"
         # One line per request: the version's pod prefix, or nothing.
@@ -400,8 +408,9 @@ class Verifier:
         url = address if address.startswith("http") else f"http://{address}/productpage"
 
         def once() -> Check:
-            outcome = self.curl("sleep", url)
-            evidence = [f"kubectl exec deploy/sleep -- curl {url}: {outcome.describe()}"]
+            client = self.first_client()
+            outcome = self.curl(client, url)
+            evidence = [f"kubectl exec deploy/{client} -- curl {url}: {outcome.describe()}"]
             if outcome.has_title:
                 return Check("", "pass", "productpage answers through the ingress gateway in-cluster", evidence)
             return Check("", "fail", "no Bookinfo title through the ingress gateway in-cluster", evidence,
@@ -459,7 +468,7 @@ class Verifier:
 
     def _ensure_traffic(self) -> None:
         if self.traffic_started is None:  # e.g. every curl check was skipped: make one request to look for
-            self.curl("sleep", f"http://{PRODUCTPAGE}:{PRODUCTPAGE_PORT}/productpage")
+            self.curl(self.first_client(), f"http://{PRODUCTPAGE}:{PRODUCTPAGE_PORT}/productpage")
 
     def check_ztunnel(self) -> Check:
         self._ensure_traffic()
@@ -468,7 +477,7 @@ class Verifier:
     def _ztunnel_once(self) -> Check:
         apps = self._app_pods()
         targets = apps.get(PRODUCTPAGE, [])
-        clients = {c: apps.get(c, []) for c in CLIENTS}
+        clients = {c: apps.get(c, []) for c in self.settings.clients}
         client_ips = [ip for ips in clients.values() for ip in ips]
         # Named with --waypoint, or else any Gateway API proxy of the namespace: with a waypoint in the path the
         # outbound hop ends at the waypoint and the inbound one starts there.
@@ -529,7 +538,7 @@ class Verifier:
                          [f"kubectl get pods -n {ns} -l {WAYPOINT_POD_LABEL}={name}: none"],
                          f"`kubectl get gateway -n {ns} {name}`: is it Programmed? istiod deploys its pods.")
         apps = self._app_pods()
-        client_ips = [ip for c in CLIENTS for ip in apps.get(c, [])]
+        client_ips = [ip for c in self.settings.clients for ip in apps.get(c, [])]
         found = hbone_evidence(self.ztunnel_events(), apps.get(PRODUCTPAGE, []), client_ips, waypoints)
         identity = f"/sa/{name}"
         via_waypoint_inbound = [e for e in found.inbound if (e.src_identity or "").endswith(identity)

@@ -13,7 +13,7 @@ from dataclasses import asdict, replace
 from typing import Any, TextIO
 
 from tools.verify.checks import Check, Settings, Verifier
-from tools.verify.mesh import CLIENTS, DEFAULT_INGRESS_ADDRESS
+from tools.verify.mesh import CLIENTS, DEFAULT_INGRESS_ADDRESS, KNOWN_CLIENTS
 from tools.verify.runner import Runner, SystemRunner
 
 # --- settings: flags, stack outputs --------------------------------------------------------------------------
@@ -31,7 +31,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ingress-address", help=f"the ingress gateway inside the cluster, host[:port] or URL "
                                                   f"(default {DEFAULT_INGRESS_ADDRESS})")
     parser.add_argument("--no-ingress", action="store_true", help="the stack has no ingress: skip ingress checks")
-    parser.add_argument("--expect-denied", action="append", default=[], choices=CLIENTS, metavar="CLIENT",
+    parser.add_argument("--client", action="append", default=[], choices=KNOWN_CLIENTS, dest="clients",
+                        help="the guide's curl clients (repeatable; default: the stack's, else sleep and notsleep)")
+    parser.add_argument("--expect-denied", action="append", default=[], choices=KNOWN_CLIENTS, metavar="CLIENT",
                         help="a client that policy must deny (repeatable), e.g. notsleep")
     parser.add_argument("--waypoint", metavar="NAME", help="check that requests go through this waypoint")
     parser.add_argument("--split", action="append", default=[], metavar="SERVICE=VERSION:WEIGHT,...",
@@ -125,6 +127,7 @@ def build_settings(args: argparse.Namespace, outputs: dict[str, Any] | None) -> 
         ingress_address=ingress,
         expect_denied=tuple(args.expect_denied or hints.get("expectDenied") or ()),
         waypoint=args.waypoint or hints.get("waypoint"),
+        clients=tuple(args.clients or hints.get("clients") or CLIENTS),
         splits=parse_splits(args.split) if args.split else tuple(
             (service, tuple((str(v), int(w)) for v, w in weights.items()))
             for service, weights in (hints.get("splits") or {}).items()),

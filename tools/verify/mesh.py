@@ -12,7 +12,9 @@ DEFAULT_INGRESS_ADDRESS = "istio-ingressgateway.istio-system"
 PRODUCTPAGE = "productpage"
 PRODUCTPAGE_PORT = 9080
 HBONE_PORT = 15008
+# The seed tutorial's clients (the default); Istio's Getting Started runs `curl` (the stack's verify.clients output).
 CLIENTS = ("sleep", "notsleep")
+KNOWN_CLIENTS = ("sleep", "notsleep", "curl")
 # The tutorial's loop: `for i in {1..10}; do kubectl exec deploy/notsleep -- curl -s http://productpage:9080/ ...`,
 # on the page that has the title since Bookinfo 1.20 (components/model/catalog.py: TITLE_PAGE).
 LOOP_CLIENT = "notsleep"
