@@ -53,28 +53,29 @@ def try_it(config: StackConfig) -> list[str]:
 
 
 def getting_started_try_it(config: StackConfig) -> list[str]:
-    """Istio's ambient Getting Started, step by step, as the stack leaves the mesh (every step applied): the gateway
-    reached through kind's host port instead of `kubectl port-forward`; each command's output in the guide's words."""
-    k, app = kubectl(config.cluster), _app_kubectl(config)
+    """Istio's ambient Getting Started's checks, in its order: the gateway reached through kind's host port instead of
+    `kubectl port-forward`. The stack ends where the guide ends: the guide's first curl from `curl` (exit 56 at that
+    step, before the waypoint) gets the page here; moreChecks' deniedAtL4 shows the L4 denial in the finished mesh."""
+    app = _app_kubectl(config)
     productpage = f"http://{catalog.PRODUCTPAGE}:{catalog.BOOKINFO_PORT}/productpage"
     client = config.app.clients[0]
-    commands = [f"{app} get pods", f"{app} get services"]
+    commands = []
     if config.app.ingress == "gateway-api":
-        commands.append(f"{app} get gateway {catalog.BOOKINFO_GATEWAY}")  # PROGRAMMED True
+        commands.append(f"{app} get gateway")
     url = ingress_url(config)
     if url is not None:
-        commands.append(f"curl -s {url} | {TITLE}")
-        # Secure and visualize: 100 requests through the gateway, for the traffic graph.
+        commands.append(f"curl -s {url} | {TITLE}")  # for the guide's port-forward and browser
         commands.append(f"for i in $(seq 1 100); do curl -sSI -o /dev/null {url}; done")
-    commands.append(f'{app} exec deploy/{client} -- curl -s "{productpage}" | {TITLE}')
+    commands.append(f'{app} exec deploy/{client} -- curl -s "{productpage}"')
+    if config.waypoint.mode != "none":
+        commands.append(f"{app} get gtw {config.waypoint.name}")
     if config.security.l7_clients:
-        # The L7 policy: GET from curl only.
         commands.append(f'{app} exec deploy/{client} -- curl -s "{productpage}" -X DELETE')  # RBAC: access denied
         commands.append(f"{app} exec deploy/reviews-v1 -- curl -s {productpage}")  # RBAC: access denied
+        commands.append(f"{app} exec deploy/{client} -- curl -s {productpage} | {TITLE}")
     for route in config.traffic.routes:
         commands.append(f'{app} exec deploy/{client} -- sh -c "for i in \\$(seq 1 100); do curl -s {productpage} | '
                         f'grep {route.service}-v.-; done"')
-    commands.append(f"{k} logs -n {catalog.ISTIO_NAMESPACE} -l app=ztunnel")
     return commands
 
 
@@ -104,6 +105,14 @@ def more_checks(config: StackConfig) -> dict[str, str]:
         # Only productpage may call details: any other caller is refused at L4.
         commands["deniedAtL4"] = (f"{app} exec deploy/notsleep -- curl -s http://details:{catalog.BOOKINFO_PORT}"
                                   '/details/0; echo "exit $?"  # exit 56: ztunnel resets the connection (default deny)')
+    if config.app.guide == "istio-getting-started" and config.security.productpage_clients and \
+            config.waypoint.covers(catalog.PRODUCTPAGE):
+        # The guide's exit 56, in the finished mesh: the pod's own address skips the waypoint, and ztunnel's L4 policy
+        # admits only the gateway and the waypoint.
+        client = config.app.clients[0]
+        pod_ip = f"$({app} get pod -l app={catalog.PRODUCTPAGE} -o jsonpath='{{.items[0].status.podIP}}')"
+        commands["deniedAtL4"] = (f'{app} exec deploy/{client} -- curl -s "http://{pod_ip}:{catalog.BOOKINFO_PORT}'
+                                  '/productpage"; echo "exit $?"  # exit 56: ztunnel resets the connection (L4 policy)')
     if config.security.l7_clients:
         methods = "/".join(config.security.l7_methods)
         client = config.security.l7_clients[0]

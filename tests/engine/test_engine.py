@@ -507,7 +507,10 @@ def test_destroy_leaves_the_cluster_clean(engine: Engine) -> None:
     # Destroy runs the graph backwards: what needs a release goes before it (the ambient label before ztunnel and
     # istio-cni; cni, ztunnel and the gateway before istiod; istiod before base's CRDs).
     print("destroy order:", timeline.release_order())
-    assert timeline.order_violations(DESTROY_RULES) == [], timeline.release_order()
+    # The rules between what this stack has (getting-started has no Istio ingress gateway release).
+    present = {str(r.get("urn", "")).rsplit("::", 1)[-1] for r in before}
+    rules = tuple(rule for rule in DESTROY_RULES if set(rule) <= present)
+    assert rules and timeline.order_violations(rules) == [], timeline.release_order()
     namespace = engine.config()["app"]["namespace"]
     kept, leftovers = kept_by_design(kwok, kwok.user_objects())
     print("kept by design:\n  " + "\n  ".join(kept))
