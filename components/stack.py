@@ -24,6 +24,7 @@ from components.ingress import (
 )
 from components.istio import IstioAmbient, IstioArgs
 from components.model import catalog, versions
+from components.model.addons import addon_objects
 from components.model.charts import istio_releases
 from components.model.config import ConfigError, StackConfig
 from components.model.gateway_api import ClusterUnreadable, DownloadFailed, Reader, bundle, decide
@@ -34,6 +35,7 @@ from components.model.preflight import doctor_argv, doctor_script
 from components.model.topology import ingress_url
 from components.model.validate import parse_config
 from components.namespace import AmbientEnrolment, AmbientEnrolmentArgs, AppNamespace, AppNamespaceArgs
+from components.observability import Observability, ObservabilityArgs
 from components.security import MeshSecurity, MeshSecurityArgs
 from components.sidecar import SidecarNamespace, SidecarNamespaceArgs
 from components.smoke import SmokeCheck, SmokeCheckArgs
@@ -101,6 +103,7 @@ class AmbientMeshStack:
     sidecar: SidecarNamespace | None
     smoke: SmokeCheck | None
     traffic: TrafficRoutes | None = None
+    observability: Observability | None = None
 
 
 def build_stack(config: StackConfig, gateway_api_reader: Reader | None = None) -> AmbientMeshStack:
@@ -108,6 +111,7 @@ def build_stack(config: StackConfig, gateway_api_reader: Reader | None = None) -
     check_existing_cluster(config, gateway_api_reader)
     # Read before any resource: a bundle that is not Gateway API's stops the program with nothing registered.
     objects = bundle(config.gateway_api) if config.gateway_api.install else []
+    addons = addon_objects(config)  # read before any resource too
     app, cluster_config = config.app, config.cluster
 
     # On kind the preflight (tools/doctor.py) is the graph's first step: `pulumi up` run without make checks too.
@@ -156,6 +160,10 @@ def build_stack(config: StackConfig, gateway_api_reader: Reader | None = None) -
     if config.traffic.routes:
         traffic = TrafficRoutes("traffic", TrafficRoutesArgs(config.traffic, namespace.name, [*gateway_api.resources]),
                                 on_cluster)
+    observability = None
+    if config.observability.addons:
+        observability = Observability("observability", ObservabilityArgs(
+            addons, istio.namespace, wait_for=app_loaded), on_cluster)
     sidecar = None
     if config.sidecar.enabled:
         sidecar = SidecarNamespace("sidecar", SidecarNamespaceArgs(config.sidecar, versions.CURL_IMAGE,
@@ -176,7 +184,7 @@ def build_stack(config: StackConfig, gateway_api_reader: Reader | None = None) -
             expect_denied=hints["expectDenied"], clients=app.clients, after=[c for c in parts if c is not None],
             triggers=smoke_triggers(config)))
     return AmbientMeshStack(config, cluster, images, gateway_api, istio, namespace, bookinfo, clients, enrolment,
-                            ingress, security, waypoint, sidecar, smoke, traffic)
+                            ingress, security, waypoint, sidecar, smoke, traffic, observability)
 
 
 def stack_outputs(stack: AmbientMeshStack) -> dict[str, Any]:

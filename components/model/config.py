@@ -178,6 +178,17 @@ class TrafficConfig:
     routes: tuple[Route, ...] = ()
 
 
+ADDON_NAMES = ("prometheus", "kiali", "grafana")
+
+
+@dataclass(frozen=True)
+class ObservabilityConfig:
+    # Istio's add-ons (samples/addons of istio.version's release): prometheus, kiali, grafana.
+    addons: tuple[str, ...] = ()
+    # A local directory holding <addon>.yaml (air-gapped use, tests); empty: the release branch's own files.
+    source: str = ""
+
+
 @dataclass(frozen=True)
 class VerifyConfig:
     # Run verify's core checks as the last step of `pulumi up` (re-run only when the config changes).
@@ -195,6 +206,7 @@ class StackConfig:
     sidecar: SidecarConfig = SidecarConfig()
     verify: VerifyConfig = VerifyConfig()
     traffic: TrafficConfig = TrafficConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()
 
 
 # --- parsing -------------------------------------------------------------------------------------------------
@@ -210,6 +222,7 @@ SECTIONS = {
     "sidecar": ("enabled", "namespace"),
     "verify": ("smokeCheck",),
     "traffic": ("routes",),
+    "observability": ("addons", "source"),
 }
 
 
@@ -317,6 +330,7 @@ def read_sections(raw: Mapping[str, Any]) -> StackConfig:
         sidecar=_parse_sidecar(_Section("sidecar", raw.get("sidecar"))),
         verify=VerifyConfig(smoke_check=_Section("verify", raw.get("verify")).boolean("smokeCheck", True)),
         traffic=_parse_traffic(_Section("traffic", raw.get("traffic"))),
+        observability=_parse_observability(_Section("observability", raw.get("observability"))),
     )
     _check_versions(config)
     return config
@@ -477,6 +491,24 @@ def _parse_traffic(s: _Section) -> TrafficConfig:
             raise ConfigError(key, dict(weights), f"weights that sum to 100 (these sum to {total})")
         routes.append(Route(service, tuple((str(v), int(w)) for v, w in weights.items())))
     return TrafficConfig(routes=tuple(routes))
+
+
+def _parse_observability(s: _Section) -> ObservabilityConfig:
+    addons = s.strings("addons", (), "Istio's add-ons: " + ", ".join(ADDON_NAMES), choices=ADDON_NAMES)
+    for needs_prometheus in ("kiali", "grafana"):
+        if needs_prometheus in addons and "prometheus" not in addons:
+            raise ConfigError(s.key("addons"), list(addons),
+                              f"a list with prometheus too: {needs_prometheus} reads its metrics from Prometheus")
+    source = s.optional_string("source", "a local directory of Istio's samples/addons files, or nothing") or ""
+    if source:
+        path = Path(os.path.expanduser(source))
+        missing = [a for a in addons if not (path / f"{a}.yaml").is_file()]
+        if not path.is_dir() or missing:
+            raise ConfigError(s.key("source"), source, "a local directory with " + ", ".join(
+                f"{a}.yaml" for a in addons or ADDON_NAMES) + " (Istio's samples/addons), or nothing")
+        source = os.path.abspath(path)
+    # In the order Istio's docs apply them: Prometheus first.
+    return ObservabilityConfig(addons=tuple(a for a in ADDON_NAMES if a in addons), source=source)
 
 
 def _check_versions(config: StackConfig) -> None:

@@ -39,7 +39,7 @@ class DownloadFailed(RuntimeError):
     """The bundle's URL could not be fetched: this machine's problem (network, CA certificates), not the config's."""
 
 
-def _download(source: str) -> str:
+def _download(source: str, key: str = "gatewayApi.source") -> str:
     try:
         with urllib.request.urlopen(source, timeout=60) as response:  # noqa: S310 - http(s) only, checked above
             return str(response.read().decode("utf-8"))
@@ -52,17 +52,18 @@ def _download(source: str) -> str:
                 f"could not download {source}: this Python does not trust the server's TLS certificate ({reason}). "
                 "Fix: install CA certificates for this Python (python.org's macOS build: run 'Install "
                 "Certificates.command' in its Applications folder; Linux: the ca-certificates package), or set "
-                "gatewayApi.source to a downloaded copy") from None
+                f"{key} to a downloaded copy") from None
         raise DownloadFailed(f"could not download {source} ({reason}). Fix: check this machine's network or proxy, "
-                             "or set gatewayApi.source to a downloaded copy") from None
+                             f"or set {key} to a downloaded copy") from None
 
 
-def read_source(source: str) -> str:
+def read_source(source: str, key: str = "gatewayApi.source") -> str:
+    """A local file, or a URL through the download cache; `key` is the config key a failed download names."""
     if not source.startswith(("http://", "https://")):
         return Path(source).read_text(encoding="utf-8")
     path = cached_path(source)
     if not path.is_file():
-        text = _download(source)
+        text = _download(source, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     return path.read_text(encoding="utf-8")

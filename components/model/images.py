@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from components.model import catalog, versions
+from components.model.addons import addon_objects
+from components.model.addons import workloads as addon_workloads
 from components.model.charts import IstioReleases, Release, istio_releases
 from components.model.config import ClusterConfig, StackConfig
 from components.model.kind import node_names
@@ -87,6 +89,9 @@ def workloads(config: StackConfig) -> list[Workload]:
     found += [Workload(app, client, (versions.CURL_IMAGE,)) for client in config.app.clients]
     if config.sidecar.enabled:
         found.append(Workload(config.sidecar.namespace, catalog.SIDECAR_CLIENT, (versions.CURL_IMAGE, proxy)))
+    # Istio's add-ons: the images their files name (the app's load: nothing of Istio's waits for them).
+    found += [Workload(namespace, name, images, replicas=replicas)
+              for namespace, name, images, replicas in addon_workloads(addon_objects(config))]
     return found
 
 

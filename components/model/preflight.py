@@ -24,6 +24,8 @@ import shlex
 from dataclasses import dataclass
 
 from components.model import catalog, charts
+from components.model.addons import addon_objects
+from components.model.addons import requests as addon_requests
 from components.model.config import StackConfig
 from components.model.images import PROXY_IMAGE, workloads
 
@@ -71,6 +73,9 @@ def need(config: StackConfig) -> Need:
         parts.append((f"{envoys} more Envoy(s)", envoys * PROXY.cpu_millicores, envoys * PROXY.memory_mib))
     app = sum(APP_MEMORY_MIB.get(w.name.rsplit("-v", 1)[0], 0) for w in workloads(config))
     parts.append(("Bookinfo and the curl clients", 0, app))
+    if config.observability.addons:
+        cpu, memory = addon_requests(addon_objects(config))
+        parts.append(("Istio's add-ons (" + ", ".join(config.observability.addons) + ")", cpu, memory))
     return Need(sum(p[1] for p in parts), sum(p[2] for p in parts), tuple(parts))
 
 

@@ -141,11 +141,17 @@ def local_sources(config: dict[str, Any], istio_label: str | None = None) -> dic
     config = dict(config)
     config["istio"] = {**config["istio"], "version": label, "repository": str(upstream.charts_dir(label))}
     config["gatewayApi"] = {**config["gatewayApi"], "source": str(upstream.gateway_api_crds(version))}
+    if (config.get("observability") or {}).get("addons"):
+        config["observability"] = {**config["observability"], "source": str(upstream.addons_dir(label))}
     return config
 
 
-def kwok_config(kubeconfig: Path, stack: str = "dev", istio_label: str | None = None) -> dict[str, Any]:
-    config = local_sources(stack_file_config(stack), istio_label)
+def kwok_config(kubeconfig: Path, stack: str = "dev", istio_label: str | None = None,
+                overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    config = stack_file_config(stack)
+    for section, values in (overrides or {}).items():
+        config[section] = {**config.get(section, {}), **values}
+    config = local_sources(config, istio_label)
     config["cluster"] = {**config["cluster"], "provider": "existing", "kubeconfig": str(kubeconfig)}
     # The smoke check sends real traffic through the mesh: kwok's pods are fakes that serve nothing.
     config["verify"] = {**config.get("verify", {}), "smokeCheck": False}
@@ -249,7 +255,8 @@ class Engine:
 
 @contextmanager
 def engine_for(stack_name: str, root: Path, istio_label: str | None = None,
-               graph_variant: dict[str, dict[str, list[str]]] | None = None) -> Iterator[Engine]:
+               graph_variant: dict[str, dict[str, list[str]]] | None = None,
+               overrides: dict[str, dict[str, Any]] | None = None) -> Iterator[Engine]:
     missing = missing_binaries(CONTROL_PLANE)
     if missing:
         pytest.skip(f"kwok control plane not built ({', '.join(missing)} missing in {engine_cache() / 'bin'}): "
@@ -259,7 +266,7 @@ def engine_for(stack_name: str, root: Path, istio_label: str | None = None,
         record("kwok_cluster_up_s", time.monotonic() - started)
         with Istiod(cluster, root / "istiod") as istiod:
             workdir = project_copy(root / "project", "engine",
-                                   kwok_config(cluster.kubeconfig, stack_name, istio_label),
+                                   kwok_config(cluster.kubeconfig, stack_name, istio_label, overrides),
                                    tier_values=istiod.chart_values())
             if graph_variant:
                 (workdir / "engine-graph-variant.json").write_text(json.dumps(graph_variant), encoding="utf-8")
@@ -517,6 +524,31 @@ def test_destroy_leaves_the_cluster_clean(engine: Engine) -> None:
     assert leftovers == [], "\n".join(leftovers)
     labels = kwok.get_json("namespace", namespace)["metadata"].get("labels", {})
     assert "istio.io/dataplane-mode" not in labels, labels
+
+
+# --- observability: Istio's own add-ons -------------------------------------------------------------------------
+
+ADDONS = ("prometheus", "kiali", "grafana")
+
+
+def test_istios_addons_are_accepted_by_a_real_api_server(tmp_path: Path) -> None:
+    """Istio's samples/addons of the pinned snapshot (not stand-ins), through the getting-started stack with every
+    add-on on: each object created by the real API server, each Deployment rolled out (kwok's pods are fakes)."""
+    with engine_for("getting-started", tmp_path, overrides={"observability": {"addons": list(ADDONS)}}) as engine:
+        result = engine.stack.up(on_output=print)
+        assert result.summary.result == "succeeded"
+        label = engine.config()["istio"]["version"]
+        for addon in ADDONS:
+            documents = [d for d in yaml.safe_load_all(
+                (upstream.addons_dir(label) / f"{addon}.yaml").read_text(encoding="utf-8")) if d]
+            for doc in documents:
+                namespace = doc["metadata"].get("namespace")
+                engine.kwok.kubectl("get", doc["kind"], doc["metadata"]["name"],
+                                    *(("-n", namespace) if namespace else ()))
+            status = engine.kwok.get_json("deployment", addon, "-n", "istio-system")["status"]
+            assert status.get("readyReplicas") == 1, (addon, status)
+        destroyed = engine.stack.destroy()
+        assert destroyed.summary.result == "succeeded"
 
 
 # --- upgrade: the older chart set, then the pinned one ----------------------------------------------------------

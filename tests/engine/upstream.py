@@ -9,6 +9,7 @@ What is extracted, into $AMBIENT_MESH_ENGINE_CACHE/upstream (never into the repo
 
     istio-<label>/{base,istiod,cni,ztunnel,gateway}/   the five charts the stack installs, one directory per chart
                                                           (istio.repository = that directory)
+    istio-<label>/addons/                                samples/addons unchanged (observability.source)
     gateway-api-<version>/standard-install.yaml          config/crd/standard, in the order of config/crd's
                                                           kustomization (what the release's standard-install.yaml
                                                           is built from)
@@ -92,6 +93,7 @@ CHARTS: dict[str, str] = {
     "gateway": "manifests/charts/gateway",
 }
 PLACEHOLDER_VERSION = "1.0.0"
+ADDONS = "samples/addons"
 
 
 class UpstreamError(RuntimeError):
@@ -105,6 +107,11 @@ def cache_root() -> Path:
 def charts_dir(label: str) -> Path:
     """istio.repository for the charts labelled `label` (one sub-directory per chart)."""
     return cache_root() / f"istio-{label}"
+
+
+def addons_dir(label: str) -> Path:
+    """observability.source for the charts labelled `label`: the snapshot's samples/addons (prometheus.yaml, ...)."""
+    return charts_dir(label) / "addons"
 
 
 def gateway_api_crds(version: str) -> Path:
@@ -210,7 +217,8 @@ def _up_to_date(target: Path, module: GoModule) -> bool:
 
 def extract_istio(snapshot: IstioSnapshot) -> Path:
     target = charts_dir(snapshot.label)
-    if _up_to_date(target, snapshot.module) and not any(not (target / c / "Chart.yaml").is_file() for c in CHARTS):
+    if _up_to_date(target, snapshot.module) and not any(not (target / c / "Chart.yaml").is_file() for c in CHARTS) \
+            and (addons_dir(snapshot.label) / "prometheus.yaml").is_file():
         return target
     archive = download(snapshot.module)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -221,6 +229,8 @@ def extract_istio(snapshot: IstioSnapshot) -> Path:
         files = _extract(archive, snapshot.module, inside, staging / chart)
         rewrites = _set_chart_version(staging / chart / "Chart.yaml", snapshot.label)
         provenance["charts"][chart] = {"from": inside, "files": files, "rewritten": rewrites}  # type: ignore[index]
+    # Istio's add-ons (Prometheus, Kiali, Grafana...) as its docs apply them, unchanged.
+    provenance["addons"] = {"from": ADDONS, "files": _extract(archive, snapshot.module, ADDONS, staging / "addons")}
     (staging / "PROVENANCE.json").write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
     _replace_dir(staging, target)
     return target

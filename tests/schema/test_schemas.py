@@ -27,7 +27,15 @@ from pulumi.runtime import rpc
 
 from components.model import versions
 from components.model.config import SECTIONS, StackConfig
-from tests.conftest import GATEWAY_API_FIXTURE, STACK_FILES, base_config, base_raw_config, stack_config, stack_name
+from tests.conftest import (
+    GATEWAY_API_FIXTURE,
+    REPO,
+    STACK_FILES,
+    base_config,
+    base_raw_config,
+    stack_config,
+    stack_name,
+)
 from tools import render
 from tools.testkit import schemas
 from tools.testkit.mockgraph import Graph
@@ -57,6 +65,9 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
                           "sidecar": {"enabled": True}},
     # The traffic split: version Services and an HTTPRoute whose parent is a Service (GAMMA).
     "traffic.routes": {"waypoint": {"mode": "namespace"}, "traffic": {"routes": {"reviews": {"v1": 90, "v2": 10}}}},
+    # Istio's add-ons, as our stand-in files carry them (the engine tier applies the real ones to a real API server).
+    "observability.addons": {"observability": {"addons": ["prometheus", "kiali", "grafana"],
+                                               "source": str(REPO / "tests" / "fixtures" / "addons")}},
 }
 
 
@@ -220,8 +231,11 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
 def find(graph: Graph, api_version: str, kind: str) -> dict[str, Any]:
     """The fullest rendered object of this kind from any variant (an empty allow-nothing policy has no field to
     break), else the sample."""
-    candidates = [item.body for variant in sorted(ALL_VARIANTS) for item in rendered(variant, graph)
-                  if item.is_object and item.body["apiVersion"] == api_version and item.body["kind"] == kind]
+    def of(variants: list[str]) -> list[dict[str, Any]]:
+        return [item.body for variant in variants for item in rendered(variant, graph)
+                if item.is_object and item.body["apiVersion"] == api_version and item.body["kind"] == kind]
+    # The stack's own objects first: the add-ons' stand-in files are not what the mutations were written for.
+    candidates = of([v for v in sorted(ALL_VARIANTS) if v != "observability.addons"]) or of(["observability.addons"])
     if candidates:
         return copy.deepcopy(max(candidates, key=lambda body: len(repr(body))))
     return {"apiVersion": api_version, "kind": kind, **copy.deepcopy(SAMPLES[(api_version, kind)])}

@@ -49,6 +49,7 @@ def test_make_diff_shows_exactly_the_commits_changes(tmp_path: Path) -> None:
     assert text.startswith(f"Plan diff: HEAD~1 ({base_sha}) → working tree at ")
     assert re.search(r"^  dev \(Istio 1\.31\.1\): \d+ to replace$", text, re.MULTILINE), text
     assert "  zero-trust (Istio 1.31.1): 1 to update\n" in text
+    assert "  getting-started (Istio 1.31.1): 1 to update\n" in text  # its HTTPRoute bookinfo
     for line in ("  dev: REPLACE kind cluster ambient: the kind cluster's config changed",
                  "    ~ nodes[0].extraPortMappings[containerPort=30081].containerPort: 30080 → 30081",
                  "    ~ values.service.ports[name=http2].nodePort: 30080 → 30081",
@@ -62,7 +63,9 @@ def test_make_diff_shows_exactly_the_commits_changes(tmp_path: Path) -> None:
         "~ values.service.ports[name=http2].nodePort: 30080 → 30081",
         "~ triggers.cluster.ingress_node_port: 30080 → 30081",
         "+ spec.http[0].match[4]: {uri: {prefix: /api/v1/ratings}}",
+        "+ spec.rules[0].matches[4]: {path: {type: PathPrefix, value: /api/v1/ratings}}",
     }), text
     data = json.loads(out.read_text(encoding="utf-8"))
-    assert [stack["stack"] for stack in data["report"]["stacks"]] == ["dev", "zero-trust"]
-    assert {result["stack"]: result["violations"] for result in data["policy"]} == {"dev": {}, "zero-trust": {}}
+    assert [stack["stack"] for stack in data["report"]["stacks"]] == ["dev", "getting-started", "zero-trust"]
+    assert {result["stack"]: result["violations"] for result in data["policy"]} == {
+        "dev": {}, "getting-started": {}, "zero-trust": {}}
