@@ -11,7 +11,7 @@ PULUMI_BACKEND_URL := file://$(STATE_DIR)
 endif
 export PULUMI_BACKEND_URL
 
-.PHONY: help venv doctor state up preview diff destroy diagnose test test-schema test-tools check lint typecheck lint-workflows test-policy render verify test-e2e kind-tier test-kind engine engine-diff test-engine graph report bench
+.PHONY: help venv doctor state up preview diff destroy diagnose dashboard test test-schema test-tools check lint typecheck lint-workflows test-policy render verify test-e2e kind-tier test-kind engine engine-diff test-engine graph report bench
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -85,6 +85,9 @@ lint-workflows: ## actionlint on .github/workflows (built from its Go module on 
 
 test-policy: venv ## the policy pack's and the workflows' unit tests
 	$(BIN)/python -m pytest -q tests/unit/test_policy.py tests/unit/test_workflows.py
+
+dashboard: ## open one of Istio's add-ons the stack runs: make dashboard ADDON=kiali|grafana|prometheus (127.0.0.1 only; Ctrl-C stops)
+	$(PYTHON) -m tools.dashboard $(or $(ADDON),kiali) --stack $(STACK)
 
 verify: ## prove the deployed mesh works: pods, label, curls, loop, ingress, ztunnel HBONE (standard library: no venv needed)
 	$(PYTHON) -m tools.verify --stack $(STACK) $(VERIFY_ARGS)

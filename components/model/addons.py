@@ -19,8 +19,6 @@ from components.model.config import ADDON_NAMES, ConfigError, ObservabilityConfi
 from components.model.gateway_api import DownloadFailed, read_source
 
 ADDONS = ADDON_NAMES
-# What `make dashboard <addon>` forwards to: the Service's port and the page under it (istioctl dashboard's).
-DASHBOARDS = {"prometheus": (9090, "/"), "kiali": (20001, "/kiali"), "grafana": (3000, "/")}
 ADDONS_URL = "https://raw.githubusercontent.com/istio/istio/release-{minor}/samples/addons/{addon}.yaml"
 # Under the laptop profile, requests for containers the add-on leaves without any (Prometheus and Grafana set none;
 # Kiali's own 10m/64Mi stay): estimates of an idle laptop mesh, so that the scheduler counts them and doctor sizes

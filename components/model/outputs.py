@@ -130,6 +130,8 @@ def verify_hints(config: StackConfig) -> dict[str, Any]:
         "expectDenied": expected_denied(config),
         "waypoint": config.waypoint.name if config.waypoint.mode != "none" else None,
         "clients": list(config.app.clients),
+        # make dashboard's add-ons, and verify's metric check where Prometheus runs.
+        "addons": list(config.observability.addons),
         # verify's split:<service> checks (traffic.routes).
         "splits": {route.service: dict(route.weights) for route in config.traffic.routes},
     }

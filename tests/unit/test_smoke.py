@@ -210,6 +210,7 @@ def test_verify_hints_of_a_kind_stack() -> None:
         "expectDenied": ["notsleep"],
         "waypoint": None,
         "clients": list(config.app.clients),
+        "addons": [],
         "splits": {},
     }
     # The tutorial's setting: no policy, nobody denied.

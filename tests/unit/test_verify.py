@@ -10,6 +10,7 @@ import os
 import stat
 import sys
 import threading
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 
 from tools import verify
 from tools.verify import HttpResult, Result, hbone_evidence, parse_ztunnel_logs
-from tools.verify.mesh import SPLIT_REQUESTS, split_bounds
+from tools.verify.mesh import PROMETHEUS_QUERY, SPLIT_REQUESTS, split_bounds
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -220,6 +221,8 @@ class FakeCluster:
     waypoint_log: str = ""
     pulumi: Result = Result((), 127, "", "pulumi: command not found")
     unreachable: bool = False
+    # Prometheus's answers to the metric check's query (each a `data.result` list); none: it does not answer.
+    prometheus: list[list[dict[str, Any]]] = field(default_factory=list)
     # What each request of the split check's loop found on the page ("reviews-v1-", or "" for nothing).
     page_versions: list[str] = field(default_factory=list)
     calls: list[tuple[str, ...]] = field(default_factory=list)
@@ -248,6 +251,11 @@ class FakeCluster:
                 key, value = args[args.index("-l") + 1].split("=")
                 items = [p for p in items if p["metadata"]["labels"].get(key) == value]
             return Result(argv, 0, json.dumps({"items": items}))
+        if verb == "get" and args[1] == "--raw":
+            if not self.prometheus:
+                return Result(argv, 1, "", 'Error from server (ServiceUnavailable): no endpoints for "prometheus"')
+            series = self.prometheus.pop(0) if len(self.prometheus) > 1 else self.prometheus[0]
+            return Result(argv, 0, json.dumps({"status": "success", "data": {"result": series}}))
         if verb == "get" and args[1] == "namespace":
             return Result(argv, 0, json.dumps({"metadata": {"name": args[2], "labels": self.labels.get(args[2])}}))
         if verb == "exec" and args[-3:-1] == ["sh", "-c"]:
@@ -868,3 +876,35 @@ def test_the_splits_come_from_the_stacks_outputs_or_the_flag() -> None:
     assert settings.splits == (("reviews", (("v1", 90), ("v2", 10))),)
     flagged, _ = verify.build_settings(verify.parse_args(["--split", "reviews=v3:100"]), hints)
     assert flagged.splits == (("reviews", (("v3", 100),)),)
+
+
+# --- the mTLS metric (observability.addons with prometheus) -----------------------------------------------------
+
+def opened(**by_workload: int) -> list[dict[str, Any]]:
+    return [{"metric": {"source_workload": w}, "value": [0, str(n)]} for w, n in by_workload.items()]
+
+
+def test_the_metric_check_reads_ztunnels_mtls_connections_from_prometheus(run_verify: Any) -> None:
+    cluster = FakeCluster(prometheus=[opened(sleep=3, notsleep=11)])
+    run = run_verify(cluster, "--addon", "prometheus")
+    check = run.check("metrics:mtls")
+    assert check["status"] == "pass", check
+    [query] = [c for c in cluster.kubectl_calls("get") if "--raw" in c]
+    path = query[query.index("--raw") + 1]
+    assert path.startswith(PROMETHEUS_QUERY + "?query=")
+    sent = urllib.parse.unquote(path.split("query=", 1)[1])
+    assert 'connection_security_policy="mutual_tls"' in sent and 'reporter="destination"' in sent
+    assert "metrics:mtls" not in run_verify(FakeCluster()).status()  # no Prometheus, no check
+
+
+def test_a_client_without_mtls_connections_or_a_denied_one_with_them_fails(run_verify: Any) -> None:
+    quiet = run_verify(FakeCluster(prometheus=[opened(sleep=3)]), "--addon", "prometheus", "--attempts", "1")
+    assert quiet.check("metrics:mtls")["status"] == "fail"
+    assert "no mutual_tls connection from notsleep" in quiet.check("metrics:mtls")["summary"]
+    cluster = FakeCluster(prometheus=[opened(sleep=3, notsleep=2)])
+    cluster.curls[("notsleep", PRODUCTPAGE_URL)] = [RESET]
+    cluster.curls[("notsleep", verify.LOOP_URL)] = [RESET]
+    leaked = run_verify(cluster, "--addon", "prometheus", "--expect-denied", "notsleep", "--attempts", "1")
+    assert "connections from the denied notsleep" in leaked.check("metrics:mtls")["summary"]
+    later = run_verify(FakeCluster(prometheus=[[], opened(sleep=1, notsleep=1)]), "--addon", "prometheus")
+    assert later.check("metrics:mtls")["status"] == "pass"  # Prometheus had not scraped yet on the first try

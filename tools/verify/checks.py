@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -23,6 +25,7 @@ from tools.verify.mesh import (
     LOOP_URL,
     PRODUCTPAGE,
     PRODUCTPAGE_PORT,
+    PROMETHEUS_QUERY,
     SPLIT_REQUESTS,
     SPLIT_VISIBLE,
     STATUS_MARK,
@@ -62,6 +65,8 @@ class Settings:
     waypoint: str | None = None
     # The guide's curl clients (app.guide): the seed tutorial's sleep and notsleep, or Getting Started's curl.
     clients: tuple[str, ...] = CLIENTS
+    # Istio's add-ons the stack runs (observability.addons): with prometheus, the mTLS metric check.
+    addons: tuple[str, ...] = ()
     # Traffic splits to check (traffic.routes): (service, ((version, weight), ...)).
     splits: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()
     core: bool = False
@@ -185,6 +190,8 @@ class Verifier:
             steps += [(f"split:{service}", lambda service=service, weights=weights:  # type: ignore[misc]
                        self.check_split(service, weights)) for service, weights in s.splits]
             steps.append(("ztunnel:hbone", self.check_ztunnel))
+            if "prometheus" in s.addons:
+                steps.append(("metrics:mtls", self.check_metrics))
             if s.waypoint:
                 steps.append(("waypoint", self.check_waypoint))
         if s.no_data_plane:
@@ -400,6 +407,42 @@ class Verifier:
                          "the Service's istio.io/use-waypoint label or the namespace's.")
         return Check("", "pass", f"{service}'s versions answered within their weights ("
                      + ", ".join(f"{v} {counts[v]}" for v in counts) + f" of {SPLIT_REQUESTS})", evidence)
+
+    def check_metrics(self) -> Check:
+        """ztunnel's own account of the requests just made, in Prometheus: each client policy lets through opened
+        mutual-TLS connections to productpage; a denied client none."""
+        self._ensure_traffic()
+        query = ("sum by (source_workload) (istio_tcp_connections_opened_total{reporter=\"destination\","
+                 f"destination_workload=\"{PRODUCTPAGE}-v1\",connection_security_policy=\"mutual_tls\","
+                 "response_flags!=\"DENY\"})")
+        path = f"{PROMETHEUS_QUERY}?query={urllib.parse.quote(query, safe='')}"
+
+        def once() -> Check:
+            result = self.kubectl("get", "--raw", path, timeout=60)
+            evidence = [f"Prometheus (through the API server): {query}"]
+            try:
+                series = json.loads(result.stdout)["data"]["result"] if result.returncode == 0 else None
+            except (ValueError, KeyError, TypeError):
+                series = None
+            if series is None:
+                return Check("", "fail", "Prometheus did not answer the query", evidence + [result.stderr.strip()],
+                             "Is the prometheus Deployment in istio-system Ready? `make diagnose`.")
+            opened = {s["metric"].get("source_workload", "?"): float(s["value"][1]) for s in series}
+            evidence.append("mutual_tls connections opened to productpage-v1 by: "
+                            + (", ".join(f"{w} {n:.0f}" for w, n in sorted(opened.items())) or "nobody"))
+            allowed = [c for c in self.settings.clients if c not in self.settings.expect_denied]
+            missing = [c for c in allowed if opened.get(c, 0) <= 0]
+            leaked = [c for c in self.settings.expect_denied if opened.get(c, 0) > 0]
+            if missing or leaked:
+                said = "; ".join(([f"no mutual_tls connection from {', '.join(missing)}"] if missing else [])
+                                 + ([f"connections from the denied {', '.join(leaked)}"] if leaked else []))
+                return Check("", "fail", said, evidence,
+                             "Prometheus scrapes every 15 s: run again. No series at all: is ztunnel scraped "
+                             "(its prometheus.io/scrape annotation, the kubernetes-pods job)?")
+            return Check("", "pass", "ztunnel's metrics show mutual_tls connections to productpage from "
+                         + ", ".join(allowed) + (f", none from {', '.join(self.settings.expect_denied)}"
+                                                 if self.settings.expect_denied else ""), evidence)
+        return self.retry(once, attempts=max(self.settings.attempts, 7), interval=10.0)
 
     def check_ingress_in_cluster(self) -> Check:
         address = self.settings.ingress_address

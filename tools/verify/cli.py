@@ -33,6 +33,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-ingress", action="store_true", help="the stack has no ingress: skip ingress checks")
     parser.add_argument("--client", action="append", default=[], choices=KNOWN_CLIENTS, dest="clients",
                         help="the guide's curl clients (repeatable; default: the stack's, else sleep and notsleep)")
+    parser.add_argument("--addon", action="append", default=[], dest="addons",
+                        choices=("prometheus", "kiali", "grafana"),
+                        help="an add-on the stack runs (repeatable; default: the stack's); prometheus: metrics:mtls")
     parser.add_argument("--expect-denied", action="append", default=[], choices=KNOWN_CLIENTS, metavar="CLIENT",
                         help="a client that policy must deny (repeatable), e.g. notsleep")
     parser.add_argument("--waypoint", metavar="NAME", help="check that requests go through this waypoint")
@@ -128,6 +131,7 @@ def build_settings(args: argparse.Namespace, outputs: dict[str, Any] | None) -> 
         expect_denied=tuple(args.expect_denied or hints.get("expectDenied") or ()),
         waypoint=args.waypoint or hints.get("waypoint"),
         clients=tuple(args.clients or hints.get("clients") or CLIENTS),
+        addons=tuple(args.addons or hints.get("addons") or ()),
         splits=parse_splits(args.split) if args.split else tuple(
             (service, tuple((str(v), int(w)) for v, w in weights.items()))
             for service, weights in (hints.get("splits") or {}).items()),

@@ -29,6 +29,8 @@ APP_WORKLOADS = ("productpage-v1", "details-v1", "ratings-v1", "reviews-v1", "re
 # and at least once when its weight is above zero: a spurious failure is rarer than one in ten thousand runs.
 SPLIT_REQUESTS = 100
 SPLIT_VISIBLE = "reviews"
+# Prometheus's query API through the API server's service proxy: no port-forward, the stack's kubeconfig only.
+PROMETHEUS_QUERY = f"/api/v1/namespaces/{ISTIO_NAMESPACE}/services/prometheus:9090/proxy/api/v1/query"
 WAYPOINT_POD_LABEL = "gateway.networking.k8s.io/gateway-name"
 STATUS_MARK = "verify-http-status="
 # curl: (56) Failure with receiving network data: ztunnel resets a connection that an L4 policy rejects.
