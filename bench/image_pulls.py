@@ -19,6 +19,7 @@ import argparse
 from components.model import images
 from components.model.config import StackConfig, read_stack_file
 from components.model.validate import parse_config
+from tools import render
 from tools.graph import REPO
 
 # Docker Hub's limit for anonymous pulls, per IPv4 address (or IPv6 /64).
@@ -30,6 +31,10 @@ def stack_configs() -> dict[str, StackConfig]:
     for path in sorted(REPO.glob("Pulumi.*.yaml")):
         raw = read_stack_file(path)
         raw["gatewayApi"] = {**raw["gatewayApi"], "source": str(REPO / "tests" / "fixtures" / "gateway-api-crds.yaml")}
+        # Istio's add-on files from the download cache `pulumi up` fills, else our stand-ins (the same images).
+        files = render.addons_source(raw)
+        if files is not None and files.source:
+            raw["observability"] = {**raw["observability"], "source": files.source}
         found[path.name.removeprefix("Pulumi.").removesuffix(".yaml")] = parse_config(raw)
     return found
 

@@ -195,7 +195,7 @@ def stack_outputs(stack: AmbientMeshStack) -> dict[str, Any]:
         "kubeconfig": stack.cluster.kubeconfig,
         "istioVersion": config.istio.version,
         "appNamespace": stack.namespace.name,
-        "tryIt": try_it(config),
+        "tryIt": try_it(config, pulumi.get_stack()),
         "moreChecks": more_checks(config),
         # What `make verify` should expect of this configuration (denied clients, waypoint, ingress address).
         "verify": verify_hints(config),

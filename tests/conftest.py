@@ -18,8 +18,9 @@ REPO = Path(__file__).resolve().parent.parent
 DEV_STACK_FILE = REPO / "Pulumi.dev.yaml"
 # Every stack file the repository ships: each must be valid, render, validate and come up in the engine tier.
 STACK_FILES = sorted(REPO.glob("Pulumi.*.yaml"))
-# Our own small stand-in for the Gateway API bundle: unit tests never touch the network.
+# Our own small stand-ins for the Gateway API bundle and Istio's add-on files: unit tests never touch the network.
 GATEWAY_API_FIXTURE = REPO / "tests" / "fixtures" / "gateway-api-crds.yaml"
+ADDONS_FIXTURE = REPO / "tests" / "fixtures" / "addons"
 
 
 # The tiers with a directory of their own, every test in it marked with the tier (tests/unit/test_tiers.py checks):
@@ -57,6 +58,8 @@ def stack_raw_config(stack_file: Path, **overrides: dict[str, Any]) -> dict[str,
     """A stack file's config as plain data, offline (fixture CRD bundle), with per-section overrides."""
     raw = copy.deepcopy(read_stack_file(stack_file))
     raw["gatewayApi"]["source"] = str(GATEWAY_API_FIXTURE)
+    if (raw.get("observability") or {}).get("addons"):
+        raw["observability"]["source"] = str(ADDONS_FIXTURE)
     for section, values in overrides.items():
         raw.setdefault(section, {}).update(values)
     return raw

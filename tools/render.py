@@ -59,7 +59,7 @@ from typing import Any
 import yaml
 from pulumi.runtime import rpc
 
-from components.model import gateway_api, versions
+from components.model import addons, gateway_api, versions
 from components.model.config import ConfigError, StackConfig, read_stack_file
 from components.model.validate import parse_config
 from tools.testkit.mockgraph import Registration, run_stack
@@ -68,6 +68,7 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_STACK_FILE = REPO / "Pulumi.dev.yaml"
 DEFAULT_OUT = REPO / "render"
 GATEWAY_API_STAND_IN = REPO / "tests" / "fixtures" / "gateway-api-crds.yaml"
+ADDONS_STAND_IN = REPO / "tests" / "fixtures" / "addons"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 COMMAND = "command:local:Command"
 PROVIDER_PREFIX = "pulumi:providers:"
@@ -106,6 +107,7 @@ class RenderSource:
     stand_in: bool = False
     notes: list[str] = field(default_factory=list)
     configured: str = ""  # gatewayApi.source as the stack file has it (what `pulumi up` sees)
+    addons: RenderSource | None = None  # the add-on files substituted for the render, when any
 
 
 # --- plain data ---------------------------------------------------------------------------------------------------
@@ -399,10 +401,39 @@ def gateway_api_source(raw: dict[str, Any], override: str | None = None, downloa
                                "rendered the test stand-in CRDs instead, whose schemas are NOT the real ones"])
 
 
+def addons_source(raw: dict[str, Any], download: bool = False) -> RenderSource | None:
+    """Where Istio's add-on files are read from for this render, as for the Gateway API bundle: the configured
+    directory; else the release branch's files from the download cache `pulumi up` fills (or fetched with
+    --download); else the test stand-ins tests/fixtures/addons, said in _render.yaml and on stderr."""
+    observability = raw.get("observability") or {}
+    wanted = observability.get("addons") or []
+    if not wanted:
+        return None
+    configured = str(observability.get("source") or "")
+    if configured:
+        return RenderSource(configured, _relative(configured), configured=configured)
+    version = str((raw.get("istio") or {}).get("version") or versions.ISTIO_VERSION)
+    urls = [addons.ADDONS_URL.format(minor=versions.minor(version), addon=a) for a in wanted]
+    if all(gateway_api.cached_path(url).is_file() for url in urls) or download:
+        for url in urls:
+            gateway_api.read_source(url, "observability.source")
+        return RenderSource("", f"Istio's samples/addons of release-{versions.minor(version)}",
+                            notes=["add-ons read from the download cache" + (" (downloaded)" if download else "")])
+    return RenderSource(str(ADDONS_STAND_IN), f"{_relative(str(ADDONS_STAND_IN))} (test stand-in)", stand_in=True,
+                        notes=[f"Istio's add-on files of release-{versions.minor(version)} have not been downloaded "
+                               "(pass --download): rendered the test stand-ins instead, which are NOT Istio's"])
+
+
 def load_config(stack_file: str | Path = DEFAULT_STACK_FILE, sets: Sequence[str] = (),
                 gateway_api_crds: str | None = None, download: bool = False) -> tuple[StackConfig, RenderSource]:
     raw = apply_sets(read_stack_file(stack_file), sets)
     source = gateway_api_source(raw, gateway_api_crds, download)
+    addon_files = addons_source(raw, download)
+    if addon_files is not None:
+        source.notes += addon_files.notes
+        source.addons = addon_files
+        if addon_files.source:
+            raw["observability"] = {**raw["observability"], "source": addon_files.source}
     raw.setdefault("gatewayApi", {})
     if raw["gatewayApi"] is None:
         raw["gatewayApi"] = {}
@@ -441,10 +472,16 @@ def render_stack(stack_file: str | Path, sets: Sequence[str] = (), gateway_api_c
     rendered = [dataclasses.replace(item, body=_unsubstitute(item.body, source.source, source.configured))
                 if item.role == "command" and source.source != source.configured else item
                 for item in render_config(config, stack_name(stack_file))]
+    if source.addons is not None and source.addons.source != source.addons.configured:
+        # The smoke check's trigger carries observability as configured, not the files the render read.
+        rendered = [dataclasses.replace(item, body=_unsubstitute(item.body, source.addons.source,
+                                                                 source.addons.configured))
+                    if item.role == "command" else item for item in rendered]
     index = {
         "stackFile": _relative(str(stack_file)),
         "set": list(sets),
         "gatewayApiCrds": source.label,
+        **({"addons": source.addons.label} if source.addons is not None else {}),
         "files": len(rendered),
     }
     return StackRender(stack_name(stack_file), stack_file, config, source, rendered, index)

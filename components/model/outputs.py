@@ -28,10 +28,10 @@ def _app_kubectl(config: StackConfig) -> str:
     return k if ns == "default" else f"{k} -n {ns}"
 
 
-def try_it(config: StackConfig) -> list[str]:
+def try_it(config: StackConfig, stack: str = "dev") -> list[str]:
     """The guide's own checks, verbatim but for the kubectl context (and namespace), in the guide's order."""
     if config.app.guide == "istio-getting-started":
-        return getting_started_try_it(config)
+        return getting_started_try_it(config, stack)
     k, app = kubectl(config.cluster), _app_kubectl(config)
 
     def curl(client: str, url: str) -> str:
@@ -52,7 +52,7 @@ def try_it(config: StackConfig) -> list[str]:
     return commands
 
 
-def getting_started_try_it(config: StackConfig) -> list[str]:
+def getting_started_try_it(config: StackConfig, stack: str = "dev") -> list[str]:
     """Istio's ambient Getting Started's checks, in its order: the gateway reached through kind's host port instead of
     `kubectl port-forward`. The stack ends where the guide ends: the guide's first curl from `curl` (exit 56 at that
     step, before the waypoint) gets the page here; moreChecks' deniedAtL4 shows the L4 denial in the finished mesh."""
@@ -65,6 +65,9 @@ def getting_started_try_it(config: StackConfig) -> list[str]:
     url = ingress_url(config)
     if url is not None:
         commands.append(f"curl -s {url} | {TITLE}")  # for the guide's port-forward and browser
+    if "kiali" in config.observability.addons:
+        commands.append(f"make dashboard ADDON=kiali STACK={stack}")  # for `istioctl dashboard kiali`
+    if url is not None:
         commands.append(f"for i in $(seq 1 100); do curl -sSI -o /dev/null {url}; done")
     commands.append(f'{app} exec deploy/{client} -- curl -s "{productpage}"')
     if config.waypoint.mode != "none":

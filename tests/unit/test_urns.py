@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from components.model.validate import parse_config
-from tests.conftest import GATEWAY_API_FIXTURE, STACK_FILES, stack_name
+from tests.conftest import ADDONS_FIXTURE, GATEWAY_API_FIXTURE, STACK_FILES, stack_name
 from tools.testkit.mockgraph import run_stack
 
 RECORDED = sorted((Path(__file__).parents[1] / "fixtures" / "urns").glob("*.json"))
@@ -32,5 +32,7 @@ def test_urns_are_the_recorded_ones(path: Path) -> None:
     document = recorded(path)
     raw = document["config"]
     raw["gatewayApi"]["source"] = str(GATEWAY_API_FIXTURE)  # offline
+    if (raw.get("observability") or {}).get("addons"):
+        raw["observability"]["source"] = str(ADDONS_FIXTURE)
     graph = run_stack(parse_config(raw), document["stack"])
     assert sorted(r.urn for r in graph) == document["urns"]
