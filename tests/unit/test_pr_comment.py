@@ -234,6 +234,16 @@ def test_engine_points_each_side_at_the_existing_cluster(tmp_path: Path) -> None
     assert side_config(tmp_path / "Pulumi.gone.yaml", target, tmp_path / "link") is None
 
 
+def test_engine_reads_istios_addons_beside_the_charts(tmp_path: Path) -> None:
+    """A stack with add-ons and no source of its own (getting-started) reads them from the side's chart version."""
+    target = Target(tmp_path / "kubeconfig", tmp_path / "sources")
+    side = side_config(REPO / "Pulumi.getting-started.yaml", target, tmp_path / "charts-link")
+    assert side is not None and side.config["ambient-mesh:observability"]["addons"]
+    assert side.config["ambient-mesh:observability"]["source"] == str(tmp_path / "charts-link" / "addons")
+    zero_trust = side_config(REPO / "Pulumi.zero-trust.yaml", target, tmp_path / "charts-link")
+    assert zero_trust is not None and not zero_trust.config["ambient-mesh:observability"].get("source")
+
+
 def test_engine_sides_run_the_program_through_the_tiers_wrapper(tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     (tree / "components").mkdir(parents=True)

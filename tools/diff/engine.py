@@ -52,7 +52,8 @@ HEAD = "head"
 class Target:
     """Where one stack's plan is made: the cluster, and what the stack reads there instead of the network.
 
-    sources: local copies laid out as `istio-<istio.version>/<chart>/` and `gateway-api-<version>/standard-install.yaml`
+    sources: local copies laid out as `istio-<istio.version>/<chart>/` (and `addons/` beside the charts) and
+    `gateway-api-<version>/standard-install.yaml`
     (the engine tier's cache); None: the stack's own repository and bundle URL. Each side's `istio.repository` is
     one path that points at its own version's charts, so an Istio version change diffs as the version alone, as
     against the chart repository.
@@ -140,6 +141,10 @@ def side_config(stack_file: Path, target: Target, charts_link: Path) -> Side | N
         if gateway_api.get("version"):
             section("gatewayApi", source=str(target.sources / f"gateway-api-{gateway_api['version']}" /
                                               "standard-install.yaml"))
+        observability = config.get(f"{PROJECT}:observability") or {}
+        if observability.get("addons") and not observability.get("source"):
+            # Istio's add-on files beside its charts (istio-<version>/addons/), through the same one path.
+            section("observability", source=str(charts_link / "addons"))
     return Side(config, None if version is None else str(version))
 
 
