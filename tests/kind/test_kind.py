@@ -73,12 +73,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     work = tier.WorkCopy.create(tmp_path_factory.mktemp("kind-tier"), raw)
     state: dict[str, Any] = {"work": work, "config": config, "gaps": gaps, "standins": found, "local": local}
     try:
+        # What is the user's and must outlive every situation below: a context of their kubeconfig, an image of
+        # theirs, a kind cluster of theirs.
+        tier.make_bystander(work, local, tier.cgroup_v1())
         yield state
     finally:
         Path(work.root / "kind-tier.log").write_text("\n".join(work.log), encoding="utf-8")
         if tier.docker("ps", "-aq", "--filter", f"label=io.x-k8s.kind.cluster={tier.CLUSTER_NAME}").stdout.strip():
             work.make("destroy", check=False, timeout=900)
             work.run(["kind", "delete", "cluster", "--name", tier.CLUSTER_NAME], check=False)
+        tier.remove_bystander(work)
 
 
 @pytest.fixture(scope="module")
@@ -389,3 +393,5 @@ def test_destroy_leaves_nothing_behind(up: dict[str, Any]) -> None:
     assert "kind" not in networks or tier.docker("network", "inspect", "kind", "--format",
                                                  "{{len .Containers}}").stdout.strip() != "0"
     assert not work.outputs()
+    # Nothing of the user's was touched by any situation of this module, the destroy included.
+    assert tier.bystander_intact(work) == [], tier.bystander_intact(work)

@@ -203,5 +203,63 @@ class WorkCopy:
         return dict(json.loads(done.stdout)[0].get("resourceChanges") or {})
 
 
+# --- what is the user's: it must outlive every situation the tier plays -----------------------------------------
+
+BYSTANDER_CLUSTER = f"{CLUSTER_NAME}-bystander"
+BYSTANDER_CONTEXT = "someone-elses-context"
+BYSTANDER_IMAGE = "ambient-tier.local/bystander:1"
+
+
+def make_bystander(work: WorkCopy, local: bool, cgroup_v1: bool) -> None:
+    """A context in the user's kubeconfig, an image in the user's Docker and a one-node kind cluster of the user's."""
+    kubeconfig = Path(work.env["KUBECONFIG"])
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": BYSTANDER_CONTEXT,
+        "clusters": [{"name": "elsewhere", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "someone", "user": {"token": "not-a-secret"}}],
+        "contexts": [{"name": BYSTANDER_CONTEXT, "context": {"cluster": "elsewhere", "user": "someone"}}],
+    }), encoding="utf-8")
+    source = NODE_IMAGE if local else "busybox:latest"
+    if docker("image", "inspect", source).returncode == 0:
+        docker("tag", source, BYSTANDER_IMAGE, check_ok=True)
+    config: dict[str, Any] = {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4",
+                              "nodes": [{"role": "control-plane", **({"image": NODE_IMAGE} if local else {})}]}
+    if cgroup_v1:
+        config["kubeadmConfigPatches"] = [yaml.safe_dump({"kind": "KubeletConfiguration", "failCgroupV1": False})]
+    done = subprocess.run(["kind", "create", "cluster", "--name", BYSTANDER_CLUSTER, "--config", "-", "--wait", "0s"],
+                          input=yaml.safe_dump(config), cwd=work.root, env=work.env, capture_output=True, text=True,
+                          timeout=600, check=False)
+    work.log.append(f"$ kind create cluster --name {BYSTANDER_CLUSTER}  (exit {done.returncode})\n{done.stderr}")
+    if done.returncode != 0:
+        raise AssertionError(f"the bystander cluster could not be made: {done.stderr[-2000:]}")
+
+
+def bystander_intact(work: WorkCopy) -> list[str]:
+    """What of the user's is gone or changed (empty: nothing)."""
+    lost = []
+    kubeconfig = Path(work.env["KUBECONFIG"])
+    contexts = [c["name"] for c in (yaml.safe_load(kubeconfig.read_text(encoding="utf-8")) or {}).get("contexts")
+                or []] if kubeconfig.exists() else []
+    if BYSTANDER_CONTEXT not in contexts:
+        lost.append(f"the kubeconfig context {BYSTANDER_CONTEXT} (contexts now: {contexts})")
+    if f"kind-{BYSTANDER_CLUSTER}" not in contexts:
+        lost.append(f"the kubeconfig context kind-{BYSTANDER_CLUSTER}")
+    clusters = work.run(["kind", "get", "clusters"]).stdout.split()
+    if BYSTANDER_CLUSTER not in clusters:
+        lost.append(f"the kind cluster {BYSTANDER_CLUSTER} (kind lists: {clusters})")
+    state = docker("inspect", "--format", "{{.State.Status}}", f"{BYSTANDER_CLUSTER}-control-plane").stdout.strip()
+    if state != "running":
+        lost.append(f"the node container {BYSTANDER_CLUSTER}-control-plane ({state or 'gone'})")
+    if docker("image", "inspect", NODE_IMAGE).returncode == 0 and docker("image", "inspect",
+                                                                        BYSTANDER_IMAGE).returncode != 0:
+        lost.append(f"the image {BYSTANDER_IMAGE}")
+    return lost
+
+
+def remove_bystander(work: WorkCopy) -> None:
+    work.run(["kind", "delete", "cluster", "--name", BYSTANDER_CLUSTER], timeout=300)
+    docker("image", "rm", BYSTANDER_IMAGE)
+
+
 def stack_raw(stack_file: Path = REPO / "Pulumi.dev.yaml") -> dict[str, Any]:
     return dict(read_stack_file(stack_file))
