@@ -387,8 +387,7 @@ def test_destroy_leaves_nothing_behind(up: dict[str, Any]) -> None:
     print(f"kind tier: no-op up {up.get('noop_seconds', 0):.0f} s, destroy {up['destroy_seconds']:.0f} s")
     assert not tier.docker("ps", "-aq", "--filter", f"label=io.x-k8s.kind.cluster={tier.CLUSTER_NAME}").stdout.strip()
     assert tier.CLUSTER_NAME not in work.run(["kind", "get", "clusters"], check=True).stdout.split()
-    kubeconfig = Path(work.env["KUBECONFIG"])
-    assert not kubeconfig.exists() or f"kind-{tier.CLUSTER_NAME}" not in kubeconfig.read_text(encoding="utf-8")
+    assert f"kind-{tier.CLUSTER_NAME}" not in tier.kubeconfig_names(work)
     networks = tier.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
     assert "kind" not in networks or tier.docker("network", "inspect", "kind", "--format",
                                                  "{{len .Containers}}").stdout.strip() != "0"

@@ -234,12 +234,17 @@ def make_bystander(work: WorkCopy, local: bool, cgroup_v1: bool) -> None:
         raise AssertionError(f"the bystander cluster could not be made: {done.stderr[-2000:]}")
 
 
+def kubeconfig_names(work: WorkCopy, sections: tuple[str, ...] = ("clusters", "users", "contexts")) -> list[str]:
+    """The entry names of the work copy's kubeconfig, compared whole: the bystander's names begin with ours."""
+    kubeconfig = Path(work.env["KUBECONFIG"])
+    loaded = (yaml.safe_load(kubeconfig.read_text(encoding="utf-8")) or {}) if kubeconfig.exists() else {}
+    return [entry["name"] for section in sections for entry in loaded.get(section) or []]
+
+
 def bystander_intact(work: WorkCopy) -> list[str]:
     """What of the user's is gone or changed (empty: nothing)."""
     lost = []
-    kubeconfig = Path(work.env["KUBECONFIG"])
-    contexts = [c["name"] for c in (yaml.safe_load(kubeconfig.read_text(encoding="utf-8")) or {}).get("contexts")
-                or []] if kubeconfig.exists() else []
+    contexts = kubeconfig_names(work, ("contexts",))
     if BYSTANDER_CONTEXT not in contexts:
         lost.append(f"the kubeconfig context {BYSTANDER_CONTEXT} (contexts now: {contexts})")
     if f"kind-{BYSTANDER_CLUSTER}" not in contexts:
