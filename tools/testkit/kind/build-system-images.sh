@@ -269,16 +269,21 @@ PY
   log "saved $ref -> $out ($(du -h "$out" | cut -f1))"
 }
 
+# The first line of a command's output, read whole first: `docker run | head -1` fails under pipefail when head
+# exits before docker has written everything (docker: "write /dev/stdout: broken pipe").
+first_line() { local said; said=$("$@") && printf '%s\n' "${said%%$'\n'*}"; }
+
 # Runs each image's binary; prints its version line(s).
 smoke_test() {
   local ref=$1 r=(docker run --rm --network none)
   case $ref in
     "$ETCD_IMAGE")
-      "${r[@]}" "$ref" etcd --version | head -1
-      "${r[@]}" --entrypoint etcdctl "$ref" version | head -1
-      "${r[@]}" --entrypoint etcdutl "$ref" version | head -1 ;;
+      # Chained: smoke_test runs as `smoke_test … || …`, where errexit does not apply.
+      first_line "${r[@]}" "$ref" etcd --version \
+        && first_line "${r[@]}" --entrypoint etcdctl "$ref" version \
+        && first_line "${r[@]}" --entrypoint etcdutl "$ref" version ;;
     "$COREDNS_IMAGE")
-      "${r[@]}" "$ref" -version | head -1
+      first_line "${r[@]}" "$ref" -version
       local plugins p id conf=$WORK/coredns/Corefile.test
       plugins=$("${r[@]}" "$ref" -plugins)
       for p in errors health ready kubernetes prometheus forward cache loop reload loadbalance log; do
