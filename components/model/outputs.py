@@ -10,7 +10,7 @@ from typing import Any
 
 from components.model import catalog
 from components.model.config import StackConfig
-from components.model.policy import expected_denied
+from components.model.policy import expected_denied, l7_denials
 from components.model.topology import (
     host_url,
     in_cluster_ingress,
@@ -132,6 +132,8 @@ def verify_hints(config: StackConfig) -> dict[str, Any]:
         "ingressAddress": in_cluster_ingress(config),
         "expectDenied": expected_denied(config),
         "waypoint": config.waypoint.name if config.waypoint.mode != "none" else None,
+        # verify's l7-denied:<workload>:<method> checks: what the waypoint answers with RBAC: access denied.
+        "l7Denied": [f"{workload}:{method}" for workload, method in l7_denials(config)],
         "clients": list(config.app.clients),
         # make dashboard's add-ons, and verify's metric check where Prometheus runs.
         "addons": list(config.observability.addons),

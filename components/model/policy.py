@@ -119,3 +119,27 @@ def expected_denied(config: StackConfig) -> list[str]:
     if allowed is None:
         return []
     return [c for c in config.app.clients if principal(f"{config.app.namespace}/{c}") not in allowed]
+
+
+# Methods a read-only L7 rule leaves out, in the order a denial probe tries them (the guide's is DELETE).
+WRITE_METHODS = ("DELETE", "POST", "PUT", "PATCH")
+# The Bookinfo workload whose call to productpage the guide shows refused at L7 (`kubectl exec deploy/reviews-v1`).
+IDENTITY_PROBE = ("reviews", "v1")
+
+
+def l7_denials(config: StackConfig) -> list[tuple[str, str]]:
+    """(workload, method) pairs the waypoint's L7 rule must answer with `RBAC: access denied`, as Istio's getting
+    started shows: an allowed client with a method outside l7Methods, and a Bookinfo workload it does not name."""
+    security = config.security
+    if not (security.l7_clients and config.waypoint.covers(catalog.PRODUCTPAGE)):
+        return []
+    allowed = productpage_allowed(config) or set()
+    probes: list[tuple[str, str]] = []
+    client = next((c for c in config.app.clients if principal(f"{config.app.namespace}/{c}") in allowed), None)
+    method = next((m for m in WRITE_METHODS if m not in security.l7_methods), None)
+    if client is not None and method is not None:
+        probes.append((client, method))
+    service, version = IDENTITY_PROBE
+    if principal(f"{config.app.namespace}/{catalog.bookinfo_account(service)}") not in allowed:
+        probes.append((f"{service}-{version}", (security.l7_methods or ("GET",))[0]))
+    return probes

@@ -172,7 +172,7 @@ def test_stream_times_each_line(tmp_path: Path) -> None:
     assert "(exit 3)" in log[0]
     started = time.monotonic()
     code, lines = bench.stream(["sh", "-c", "echo started; sleep 30 & wait"], tmp_path, {"PATH": "/usr/bin:/bin"},
-                               0.5, log)
+                               3, log)  # long enough for a loaded machine to start sh
     assert code != 0 and [line for _, line in lines] == ["started"]
     assert time.monotonic() - started < 20  # the group ended: the backgrounded sleep too
 

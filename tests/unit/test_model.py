@@ -57,6 +57,29 @@ def test_the_tutorial_has_no_policy_and_denies_nobody() -> None:
     assert policy.productpage_allowed(BASE) is None and policy.expected_denied(BASE) == []
 
 
+def test_the_l7_rule_is_probed_with_a_method_and_an_identity_it_leaves_out() -> None:
+    """What verify must see refused with `RBAC: access denied`: the guide's DELETE from the allowed client and its
+    call from reviews-v1; nothing where no waypoint applies the rule."""
+    waypoint = WaypointConfig(mode="services", name="wp", services=("productpage",))
+    config = replace(ZERO_TRUST, waypoint=waypoint,
+                     security=replace(ZERO_TRUST.security, l7_clients=("sleep",), l7_methods=("GET", "HEAD")))
+    allowed = policy.productpage_allowed(config) or set()
+    probes = policy.l7_denials(config)
+    [(client, method), (workload, identity_method)] = probes
+    assert topology.principal(f"shop/{client}") in allowed and method not in config.security.l7_methods
+    assert workload.startswith("reviews-") and identity_method in config.security.l7_methods
+    assert topology.principal(f"shop/{catalog.bookinfo_account('reviews')}") not in allowed
+    # Every write method allowed: only the identity is left to probe.
+    writes = replace(config, security=replace(config.security, l7_methods=("GET", *policy.WRITE_METHODS)))
+    assert [w for w, _ in policy.l7_denials(writes)] == [workload]
+    # reviews named by the rule: only the method.
+    reviews = replace(config, security=replace(config.security, l7_clients=("sleep", "bookinfo-reviews")))
+    assert policy.l7_denials(reviews) == [(client, method)]
+    # The rule without a waypoint in front of productpage is never applied, and the tutorial has none.
+    assert policy.l7_denials(replace(config, waypoint=WaypointConfig())) == []
+    assert policy.l7_denials(BASE) == []
+
+
 def test_default_deny_allows_bookinfos_own_calls_by_name() -> None:
     callers = policy.allowed_callers(ZERO_TRUST)
     for svc in catalog.BOOKINFO:

@@ -209,6 +209,7 @@ def test_verify_hints_of_a_kind_stack() -> None:
         "ingressAddress": "istio-ingressgateway.istio-system",
         "expectDenied": ["notsleep"],
         "waypoint": None,
+        "l7Denied": [],
         "clients": list(config.app.clients),
         "addons": [],
         "splits": {},

@@ -6,6 +6,7 @@ program's own policy functions.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +217,24 @@ def test_getting_started_try_it_is_the_guides_checks_in_order() -> None:
     commands = graph_of(GETTING_STARTED_STACK_FILE).outputs["tryIt"]
     context = f"kubectl --context kind-{config.cluster.name} "
     assert [c.replace(context, "kubectl ") for c in commands] == guide_checks_for(config)
+
+
+def guide_rbac_denials() -> list[str]:
+    """The guide's calls that end in `RBAC: access denied` (its DELETE, and its call from another workload than the
+    client), as WORKLOAD:METHOD."""
+    denied = []
+    for line in GUIDE.read_text(encoding="utf-8").splitlines():
+        call = re.fullmatch(r'kubectl exec deploy/(\S+) -- curl -s "?http://productpage:9080/productpage"?'
+                            r"(?: -X (\w+))?", line)
+        if call and (call.group(2) or call.group(1) != "curl"):
+            denied.append(f"{call.group(1)}:{call.group(2) or 'GET'}")
+    return denied
+
+
+def test_getting_started_verify_expects_the_guides_rbac_denials() -> None:
+    denied = guide_rbac_denials()
+    assert len(denied) == 2
+    assert graph_of(GETTING_STARTED_STACK_FILE).outputs["verify"]["l7Denied"] == denied
 
 
 def test_getting_started_is_the_guides_mesh() -> None:

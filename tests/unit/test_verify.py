@@ -210,7 +210,7 @@ class FakeCluster:
         "istio-system": istio_pods(), "default": app_pods()})
     labels: dict[str, dict[str, str]] = field(default_factory=lambda: {
         "default": {"istio.io/dataplane-mode": "ambient", "kubernetes.io/metadata.name": "default"}})
-    curls: dict[tuple[str, str], list[Result]] = field(default_factory=lambda: {
+    curls: dict[tuple[str, ...], list[Result]] = field(default_factory=lambda: {
         ("sleep", PRODUCTPAGE_URL): [curl_ok()],
         ("notsleep", PRODUCTPAGE_URL): [curl_ok()],
         ("notsleep", verify.LOOP_URL): [curl_ok()],
@@ -262,7 +262,8 @@ class FakeCluster:
             return Result(argv, 0, "".join(f"{line}\n" for line in self.page_versions))
         if verb == "exec":
             client = args[args.index("-n") + 2].removeprefix("deploy/")
-            curl_key = (client, args[-1])
+            # A call with another method than GET is its own recording: (client, url, method).
+            curl_key = (client, args[-1], args[args.index("-X") + 1]) if "-X" in args else (client, args[-1])
             answers = self.curls.get(curl_key)
             if not answers:
                 return Result(argv, 1, "", f'Error from server (NotFound): deployments.apps "{client}" not found')
@@ -478,6 +479,43 @@ def test_an_l7_denial_by_the_waypoint_counts_as_denied(run_verify: Any) -> None:
     cluster.curls[("notsleep", PRODUCTPAGE_URL)] = [curl_ok("RBAC: access denied", 403)]
     run = run_verify(cluster, "--expect-denied", "notsleep")
     assert run.code == 0 and "HTTP 403 RBAC" in run.check("curl:notsleep")["summary"]
+
+
+RBAC = curl_ok("RBAC: access denied", 403)
+L7_PROBES = ("--expect-l7-denied", "sleep:DELETE", "--expect-l7-denied", "reviews-v1:GET")
+
+
+def test_the_waypoints_l7_refusals_pass_as_the_guide_shows_them(run_verify: Any) -> None:
+    cluster = FakeCluster()
+    cluster.curls[("sleep", PRODUCTPAGE_URL, "DELETE")] = [RBAC]
+    cluster.curls[("reviews-v1", PRODUCTPAGE_URL, "GET")] = [RBAC]
+    run = run_verify(cluster, *L7_PROBES)
+    assert run.code == 0, run.output
+    assert list(run.status())[-2:] == ["l7-denied:sleep:DELETE", "l7-denied:reviews-v1:GET"]
+    assert "RBAC: access denied" in run.check("l7-denied:sleep:DELETE")["summary"]
+    [delete] = [c for c in cluster.kubectl_calls("exec") if "deploy/sleep" in c and "-X" in c]
+    assert delete[delete.index("-X") + 1] == "DELETE" and delete[-1] == PRODUCTPAGE_URL
+
+
+def test_an_l7_call_that_gets_through_or_is_reset_at_l4_fails(run_verify: Any) -> None:
+    cluster = FakeCluster()
+    cluster.curls[("sleep", PRODUCTPAGE_URL, "DELETE")] = [curl_ok()]  # the page: no L7 rule in force
+    cluster.curls[("reviews-v1", PRODUCTPAGE_URL, "GET")] = [RESET]  # refused by ztunnel, before any waypoint
+    run = run_verify(cluster, *L7_PROBES, "--attempts", "1")
+    assert run.code == 1 and run.report["failed"] == ["l7-denied:sleep:DELETE", "l7-denied:reviews-v1:GET"]
+    assert "reached productpage (HTTP 200)" in run.check("l7-denied:sleep:DELETE")["summary"]
+    assert "reset at L4" in run.check("l7-denied:reviews-v1:GET")["summary"]
+    assert "waypoint" in run.check("l7-denied:reviews-v1:GET")["hint"]
+
+
+def test_the_l7_refusals_come_from_the_stacks_outputs() -> None:
+    args = verify.parse_args(["--no-stack-outputs"])
+    settings, _ = verify.build_settings(args, {"verify": {"l7Denied": ["curl:DELETE", "reviews-v1:GET"]}})
+    assert settings.l7_denied == (("curl", "DELETE"), ("reviews-v1", "GET"))
+    flagged, _ = verify.build_settings(verify.parse_args(["--expect-l7-denied", "curl:post"]), None)
+    assert flagged.l7_denied == (("curl", "POST"),)
+    with pytest.raises(SystemExit, match="WORKLOAD:METHOD"):
+        verify.build_settings(verify.parse_args(["--expect-l7-denied", "curl"]), None)
 
 
 def test_notsleep_allowed_when_it_should_be_denied_fails(run_verify: Any) -> None:

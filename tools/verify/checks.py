@@ -63,6 +63,8 @@ class Settings:
     ingress_address: str | None = DEFAULT_INGRESS_ADDRESS
     expect_denied: tuple[str, ...] = ()
     waypoint: str | None = None
+    # Calls the waypoint's L7 rule refuses (workload, method): the guide's DELETE from curl and GET from reviews-v1.
+    l7_denied: tuple[tuple[str, str], ...] = ()
     # The guide's curl clients (app.guide): the seed tutorial's sleep and notsleep, or Getting Started's curl.
     clients: tuple[str, ...] = CLIENTS
     # Istio's add-ons the stack runs (observability.addons): with prometheus, the mTLS metric check.
@@ -194,6 +196,8 @@ class Verifier:
                 steps.append(("metrics:mtls", self.check_metrics))
             if s.waypoint:
                 steps.append(("waypoint", self.check_waypoint))
+            steps += [(f"l7-denied:{workload}:{method}", lambda w=workload, m=method:  # type: ignore[misc]
+                       self.check_l7_denied(w, m)) for workload, method in s.l7_denied]
         if s.no_data_plane:
             reason = s.no_data_plane
             steps = [(name, lambda: Check("", "skip", f"needs a real data plane: {reason}"))
@@ -314,12 +318,12 @@ class Verifier:
                      "The stack's AmbientEnrolment patch sets it; run `pulumi up` again or check for a manual "
                      f"`kubectl label namespace {ns} {key}-`.")
 
-    def curl(self, client: str, url: str) -> CurlOutcome:
+    def curl(self, client: str, url: str, method: str | None = None) -> CurlOutcome:
         if self.traffic_started is None:
             self.traffic_started = time.monotonic()
         result = self.kubectl("exec", "-n", self.settings.namespace, f"deploy/{client}", "--",
-                              "curl", "-sS", "--max-time", "10", "-w", f"\\n{STATUS_MARK}%{{http_code}}\\n", url,
-                              timeout=40)
+                              "curl", "-sS", "--max-time", "10", "-w", f"\\n{STATUS_MARK}%{{http_code}}\\n",
+                              *(["-X", method] if method else []), url, timeout=40)
         return _curl_outcome(client, url, result)
 
     def check_client(self, client: str) -> Check:
@@ -355,6 +359,36 @@ class Verifier:
                 "client (pass --expect-denied if intended). Exit 7/28: productpage is not reachable (pods, Service, "
                 "ztunnel logs). HTTP 403 `RBAC: access denied`: the waypoint's L7 policy.")
         return Check("", "fail", f"{client} did not get the Bookinfo title from productpage", evidence, hint)
+
+    def check_l7_denied(self, workload: str, method: str) -> Check:
+        """The guide's L7 checks: the waypoint answers 403 `RBAC: access denied` to a method or an identity its
+        AuthorizationPolicy does not name."""
+        url = f"http://{PRODUCTPAGE}:{PRODUCTPAGE_PORT}/productpage"
+        return self.retry(lambda: self._l7_denied_once(workload, method, url))
+
+    def _l7_denied_once(self, workload: str, method: str, url: str) -> Check:
+        outcome = self.curl(workload, url, method)
+        evidence = [f"kubectl exec deploy/{workload} -- curl -X {method} {url}: {outcome.describe()}"]
+        policies = f"`kubectl get authorizationpolicy -n {self.settings.namespace} -o yaml`"
+        if outcome.kubectl_error:
+            return Check("", "fail", f"could not run curl in deploy/{workload}", evidence,
+                         f"`kubectl get deploy,pods -n {self.settings.namespace}`: does deploy/{workload} run?")
+        if outcome.denied_l7:
+            return Check("", "pass", f"{method} from {workload} gets HTTP 403 RBAC: access denied (waypoint L7 "
+                         "policy)", evidence)
+        if outcome.http_status is not None and outcome.http_status < 400:
+            return Check("", "fail", f"{method} from {workload} reached productpage (HTTP {outcome.http_status}) but "
+                         "the waypoint's L7 policy should refuse it", evidence,
+                         f"The L7 AuthorizationPolicy (targetRefs: the productpage Service) is missing or wider: "
+                         f"{policies}; is productpage behind the waypoint (`kubectl get svc {PRODUCTPAGE} "
+                         "--show-labels`: istio.io/use-waypoint, or the namespace's)?")
+        if outcome.denied_l4:
+            return Check("", "fail", f"{method} from {workload} was reset at L4, not refused by the waypoint",
+                         evidence, "ztunnel's L4 policy refused the call before any waypoint saw it: without a "
+                         "waypoint in front of productpage the L7 rule is never applied. "
+                         f"`kubectl get gateway -n {self.settings.namespace}`, {policies}.")
+        return Check("", "fail", f"{method} from {workload} failed, but not with `RBAC: access denied`", evidence,
+                     "Anything but HTTP 403 `RBAC: access denied` is a broken path, not the policy: `make diagnose`.")
 
     def check_loop(self) -> Check:
         outcomes = [self.curl(LOOP_CLIENT, LOOP_URL) for _ in range(LOOP_REQUESTS)]

@@ -39,6 +39,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--expect-denied", action="append", default=[], choices=KNOWN_CLIENTS, metavar="CLIENT",
                         help="a client that policy must deny (repeatable), e.g. notsleep")
     parser.add_argument("--waypoint", metavar="NAME", help="check that requests go through this waypoint")
+    parser.add_argument("--expect-l7-denied", action="append", default=[], metavar="WORKLOAD:METHOD",
+                        help="a call the waypoint's L7 rule must answer with `RBAC: access denied` (repeatable), "
+                             "e.g. curl:DELETE or reviews-v1:GET")
     parser.add_argument("--split", action="append", default=[], metavar="SERVICE=VERSION:WEIGHT,...",
                         help="a traffic split to check, e.g. reviews=v1:90,v2:10 (repeatable)")
     parser.add_argument("--core", action="store_true",
@@ -95,6 +98,17 @@ def parse_splits(values: Sequence[str]) -> tuple[tuple[str, tuple[tuple[str, int
     return tuple(splits)
 
 
+def parse_l7_denied(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """`curl:DELETE` -> (("curl", "DELETE"),)."""
+    pairs = []
+    for value in values:
+        workload, _, method = value.partition(":")
+        if not workload or not method.isalpha():
+            raise SystemExit(f"verify: --expect-l7-denied {value}: expected WORKLOAD:METHOD, e.g. curl:DELETE")
+        pairs.append((workload, method.upper()))
+    return tuple(pairs)
+
+
 def build_settings(args: argparse.Namespace, outputs: dict[str, Any] | None) -> tuple[Settings, str | None]:
     """Flags win over the stack's outputs, which win over defaults.
 
@@ -130,6 +144,7 @@ def build_settings(args: argparse.Namespace, outputs: dict[str, Any] | None) -> 
         ingress_address=ingress,
         expect_denied=tuple(args.expect_denied or hints.get("expectDenied") or ()),
         waypoint=args.waypoint or hints.get("waypoint"),
+        l7_denied=parse_l7_denied(args.expect_l7_denied or hints.get("l7Denied") or ()),
         clients=tuple(args.clients or hints.get("clients") or CLIENTS),
         addons=tuple(args.addons or hints.get("addons") or ()),
         splits=parse_splits(args.split) if args.split else tuple(
