@@ -572,6 +572,10 @@ DESTROY_RULES = (
     ("istio-ztunnel", "istio-istiod"),
     ("istio-ingress-gateway", "istio-istiod"),
     ("istio-istiod", "istio-base"),
+    # Istio's Getting Started's clean-up: the waypoint label before the waypoint; Gateway API objects before CRDs.
+    ("waypoint-namespace-label", "waypoint-gateway"),
+    ("waypoint-gateway", "gateway-api-gateways.gateway.networking.k8s.io"),
+    ("traffic-reviews-route", "gateway-api-httproutes.gateway.networking.k8s.io"),
 )
 # The graph components/istio.py had before main's fe0c2c7 ("istio-cni after istiod"): cni needed only its namespace.
 # Measured beside the stack's own graph through engine_main.py, to show what the edge buys and costs.

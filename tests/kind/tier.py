@@ -198,6 +198,11 @@ class WorkCopy:
         done = self.run(["pulumi", "stack", "output", "--json", "--stack", STACK], check=True)
         return json.loads(done.stdout)
 
+    def resources(self) -> list[dict[str, Any]]:
+        """The state's resources, secrets shown (the work copy's own throwaway passphrase)."""
+        done = self.run(["pulumi", "stack", "export", "--show-secrets", "--stack", STACK], check=True)
+        return list(json.loads(done.stdout)["deployment"].get("resources") or [])
+
     def last_update_changes(self) -> dict[str, int]:
         done = self.run(["pulumi", "stack", "history", "--json", "--stack", STACK], check=True)
         return dict(json.loads(done.stdout)[0].get("resourceChanges") or {})

@@ -249,3 +249,104 @@ def test_getting_started_is_the_guides_mesh() -> None:
     assert "curl" in deployments and not {"sleep", "notsleep"} & deployments
     assert config.observability.addons == ("prometheus", "kiali", "grafana")
     assert {"prometheus", "kiali", "grafana"} <= deployments
+
+
+GUIDE_CLEANUP = Path(__file__).parent / "fixtures" / "getting-started-cleanup.sh"
+
+
+def _meta(r: Any) -> dict[str, Any]:
+    return dict(r.inputs.get("metadata") or {})
+
+
+def _kind(r: Any) -> str:
+    return str(r.type.rsplit(":", 1)[1])
+
+
+# What bookinfo.yaml holds: a Service and a ServiceAccount (bookinfo-<service>) per service, a Deployment per version.
+BOOKINFO_OBJECTS = {n for s in catalog.BOOKINFO for n in (s.name, f"bookinfo-{s.name}", *(f"{s.name}-{v}"
+                                                                                        for v in s.versions))}
+
+
+def _version_service(r: Any) -> bool:
+    """bookinfo-versions.yaml's Services: one per version (reviews-v1 …), selecting it by its `version` label."""
+    return _kind(r) == "Service" and "version" in (_meta(r).get("labels") or {})
+
+
+# Each of the guide's clean-up commands, and the objects of the stack it removes (read from what the program
+# registers). The add-ons and the stack's own commands (cluster, images, smoke check) are not in the guide's page.
+CLEANUP_TARGETS: dict[str, Any] = {
+    "kubectl label namespace default istio.io/use-waypoint-":
+        lambda r: _kind(r).endswith("Patch") and catalog.USE_WAYPOINT_LABEL in (_meta(r).get("labels") or {}),
+    "istioctl waypoint delete --all":
+        lambda r: _kind(r) == "Gateway" and r.inputs["spec"]["gatewayClassName"] == catalog.WAYPOINT_CLASS,
+    "kubectl label namespace default istio.io/dataplane-mode-":
+        lambda r: _kind(r) == "NamespacePatch" and (_meta(r).get("labels") or {}) == catalog.AMBIENT_LABEL,
+    "kubectl delete httproute reviews":
+        lambda r: _kind(r) == "HTTPRoute" and any(p.get("kind") == "Service" for p in r.inputs["spec"]["parentRefs"]),
+    "kubectl delete authorizationpolicy productpage-viewer":
+        lambda r: _kind(r) in ("AuthorizationPolicy", "PeerAuthentication"),
+    "kubectl delete -f @samples/curl/curl.yaml@":
+        lambda r: _meta(r).get("name") == "curl" and _kind(r) in ("Deployment", "Service", "ServiceAccount"),
+    "kubectl delete -f @samples/bookinfo/platform/kube/bookinfo.yaml@":
+        lambda r: _kind(r) in ("Deployment", "Service", "ServiceAccount") and not _version_service(r)
+        and _meta(r).get("name") in BOOKINFO_OBJECTS,
+    "kubectl delete -f @samples/bookinfo/platform/kube/bookinfo-versions.yaml@":
+        _version_service,
+    "kubectl delete -f @samples/bookinfo/gateway-api/bookinfo-gateway.yaml@":
+        lambda r: _kind(r) == "Gateway" and r.inputs["spec"]["gatewayClassName"] != catalog.WAYPOINT_CLASS
+        or _kind(r) == "HTTPRoute" and not any(p.get("kind") == "Service" for p in r.inputs["spec"]["parentRefs"]),
+    "istioctl uninstall -y --purge": lambda r: _kind(r) == "Release",
+    "kubectl delete namespace istio-system":
+        lambda r: _kind(r) == "Namespace" and _meta(r).get("name") == catalog.ISTIO_NAMESPACE,
+    "kubectl delete -f https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.3.0/standard-install.yaml":
+        lambda r: _kind(r) == "CustomResourceDefinition" and r.inputs["spec"]["group"] == "gateway.networking.k8s.io",
+}
+
+
+def cleanup_steps(graph: Graph) -> dict[str, int]:
+    """Each object of the guide's clean-up, by name: the index of the guide's command that removes it."""
+    commands = [line for line in GUIDE_CLEANUP.read_text(encoding="utf-8").splitlines() if not line.startswith("#")]
+    assert commands == list(CLEANUP_TARGETS), "the guide's clean-up page and this test's map of it differ"
+    steps = {}
+    for resource in graph:
+        if resource.custom:
+            found = [i for i, command in enumerate(commands) if CLEANUP_TARGETS[command](resource)]
+            assert len(found) <= 1, (resource.name, [commands[i] for i in found])
+            if found:
+                steps[resource.name] = found[0]
+    for i, command in enumerate(commands):
+        assert i in steps.values(), f"the stack makes nothing that `{command}` removes"
+    return steps
+
+
+def test_destroy_cleans_up_in_the_guides_order() -> None:
+    """`make destroy` deletes an object only after everything that waits for it: it never removes a later step of
+    the guide's clean-up before an earlier one, and where the real system needs the order, the graph forces it."""
+    graph = graph_of(REPO / "Pulumi.getting-started.yaml")
+    steps = cleanup_steps(graph)
+    by_step: dict[int, set[str]] = {}
+    for name, i in steps.items():
+        by_step.setdefault(i, set()).add(name)
+    for name, i in steps.items():
+        reversed_ = {d for d in graph.waits_for(name) if steps.get(d, i) < i}
+        assert not reversed_, f"{name} (clean-up step {i}) must go before {reversed_}, which the guide removes first"
+    commands = list(CLEANUP_TARGETS)
+
+    def removed_before(first: str, then: str) -> None:
+        for name in by_step[commands.index(first)]:
+            assert by_step[commands.index(then)] <= graph.waits_for(name), (name, then)
+
+    # A Service labelled for a waypoint that is gone has its traffic sent to no proxy.
+    removed_before("kubectl label namespace default istio.io/use-waypoint-", "istioctl waypoint delete --all")
+    # "You must remove workloads from the ambient data plane before uninstalling Istio."
+    for name in by_step[commands.index("kubectl label namespace default istio.io/dataplane-mode-")]:
+        assert {r.name for r in graph if _kind(r) == "Release" and r.name.endswith(("ztunnel", "cni"))} <= \
+            graph.waits_for(name)
+    # An Istio or Gateway API object outliving its CRD cannot be deleted at all.
+    istio_crds = {r.name for r in graph if _kind(r) == "Release" and r.inputs["chart"].endswith("base")}
+    for name in steps:
+        kind = _kind(graph.get(name))
+        if kind in ("AuthorizationPolicy", "PeerAuthentication"):
+            assert istio_crds and istio_crds <= graph.waits_for(name), name
+        if kind in ("Gateway", "HTTPRoute"):
+            assert by_step[len(commands) - 1] & graph.waits_for(name), name

@@ -20,6 +20,7 @@ import pytest
 
 from tools import verify
 from tools.verify import HttpResult, Result, hbone_evidence, parse_ztunnel_logs
+from tools.verify import cli as verify_cli
 from tools.verify.mesh import PROMETHEUS_QUERY, SPLIT_REQUESTS, split_bounds
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -352,6 +353,20 @@ def test_without_a_real_data_plane_every_traffic_check_skips_naming_why(run_veri
     for name in set(ALL_CHECKS) - {"pods-ready:istio-system", "pods-ready:default", "ambient-label"}:
         assert statuses[name] == "skip" and why in run.check(name)["summary"]
     assert not cluster.kubectl_calls("exec") and not cluster.kubectl_calls("logs")
+
+
+def test_the_smoke_check_learns_of_a_stand_in_data_plane_from_the_environment(
+        run_verify: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pulumi up` runs the smoke check, not the test tier: the tier's stand-in reason reaches it as an environment
+    variable, the flag's default."""
+    why = "docker.io/istio/ztunnel:1.31.1 is a readiness-only stand-in"
+    monkeypatch.setenv(verify_cli.NO_DATA_PLANE_ENV, why)
+    cluster = FakeCluster()
+    statuses = run_verify(cluster, "--core").status()
+    assert statuses["pods-ready:default"] == "pass" and statuses["curl:sleep"] == "skip"
+    assert not cluster.kubectl_calls("exec")
+    monkeypatch.delenv(verify_cli.NO_DATA_PLANE_ENV)
+    assert run_verify(FakeCluster(), "--core").status()["curl:sleep"] == "pass"
 
 
 def test_the_curl_commands_are_the_tutorials(run_verify: Any) -> None:

@@ -18,6 +18,11 @@ from tools.verify.runner import Runner, SystemRunner
 
 # --- settings: flags, stack outputs --------------------------------------------------------------------------
 
+# The default of --no-data-plane: how a test tier with stand-in ztunnel/proxyv2 images tells the in-stack smoke check
+# (run by `pulumi up`, not by the tier) which checks its images cannot support.
+NO_DATA_PLANE_ENV = "AMBIENT_MESH_NO_DATA_PLANE"
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tools.verify", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -46,9 +51,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="a traffic split to check, e.g. reviews=v1:90,v2:10 (repeatable)")
     parser.add_argument("--core", action="store_true",
                         help="core checks only: pods, label, curl from sleep, ingress (the in-stack smoke check)")
-    parser.add_argument("--no-data-plane", metavar="REASON",
+    parser.add_argument("--no-data-plane", metavar="REASON", default=os.environ.get(NO_DATA_PLANE_ENV) or None,
                         help="the cluster has no real data plane (a stand-in image): skip every traffic check, "
-                             "giving this reason")
+                             f"giving this reason (default: ${NO_DATA_PLANE_ENV})")
     parser.add_argument("--stack", help="Pulumi stack whose outputs to read (default: the selected stack)")
     parser.add_argument("--no-stack-outputs", action="store_true", help="do not call `pulumi stack output`")
     parser.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
