@@ -28,30 +28,19 @@ from components.model import images as image_model
 from components.model.config import PROJECT
 from components.model.kind import node_names
 from components.model.validate import parse_config
-from tests.engine import kwok
 from tests.kind import tier
 from tools.verify.cli import NO_DATA_PLANE_ENV
 from tools.verify.mesh import HBONE_PORT, TITLE
 
 pytestmark = pytest.mark.kind
 
-UP_TIMEOUT = 1800
-# CI sets it: there a tier that is not built fails the run instead of skipping it.
-REQUIRED_ENV = "KIND_TIER_REQUIRED"
-
-
-def _prerequisites() -> list[str]:
-    reasons = tier.missing_tools()
-    if tier.docker("info").returncode != 0:
-        reasons.append("no Docker engine answers (tools/testkit/kind/docker.sh start)")
-    if not kwok.missing_binaries(("pulumi",)):
-        reasons += [f"engine tier: plugin {p} missing" for p in kwok.missing_plugins(("kubernetes", "command"))]
-    return reasons
+UP_TIMEOUT = tier.UP_TIMEOUT
+REQUIRED_ENV = tier.REQUIRED_ENV
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    reasons = _prerequisites()
+    reasons = tier.prerequisites()
     if reasons and os.environ.get(REQUIRED_ENV, "") not in ("", "0", "false"):
         pytest.fail(f"{REQUIRED_ENV} is set but the kind tier is not built: " + "; ".join(reasons))
     if reasons:

@@ -77,6 +77,21 @@ def missing_tools(which: Any = shutil.which) -> list[str]:
     return missing
 
 
+UP_TIMEOUT = 1800
+# CI sets it: there a tier that is not built fails the run instead of skipping it.
+REQUIRED_ENV = "KIND_TIER_REQUIRED"
+
+
+def prerequisites() -> list[str]:
+    """Why the tier cannot run here (empty: it can)."""
+    reasons = missing_tools()
+    if docker("info").returncode != 0:
+        reasons.append("no Docker engine answers (tools/testkit/kind/docker.sh start)")
+    if not kwok.missing_binaries(("pulumi",)):
+        reasons += [f"engine tier: plugin {p} missing" for p in kwok.missing_plugins(("kubernetes", "command"))]
+    return reasons
+
+
 def offline() -> bool:
     """Whether the kind tier is built here: its node image is in the host's Docker."""
     return image_labels(NODE_IMAGE) is not None

@@ -5,6 +5,8 @@
 # roots come from debootstrap, programs from the Go module proxy (and Bookinfo's from PyPI, npm and Maven Central).
 # Two images cannot be had here at all — ztunnel (Rust, not on crates.io) and proxyv2 (Envoy) — and are named,
 # readiness-only stand-ins unless the host's Docker already has the real ones (tools/testkit/kind/build-istio-images.sh).
+# Istio's add-ons for the getting-started stack: Prometheus and its config reloader real, Kiali and Grafana (whose
+# modules the Go proxy does not serve here) named readiness-only stand-ins (tools/testkit/kind/build-addon-images.sh).
 # Last, a stand-in for Docker Hub (tools/testkit/kind/registry.sh, on 127.0.0.1:$KIND_TIER_REGISTRY_PORT, left
 # running) gets every local docker.io image, so a test can remove one and `docker pull` it back as on a laptop.
 #
@@ -40,7 +42,7 @@ TIMES=$CACHE/times.log
 JOBS=${ENGINE_BUILD_JOBS:-2}
 DEBIAN_BASE_IMAGE=ambient-mesh.local/debian:trixie
 PIECES=(host-packages host-limits docker kind kube-binaries containerd crictl cni-plugins registry debian-base node-base
-  component-images system-images node-image istio-images apps hub-images)
+  component-images system-images node-image istio-images apps addon-images hub-images)
 # kind's node-image build reads four image archives only (server/bin/<component>.tar); kube-proxy.tar also carries
 # every other image the node needs (tools/testkit/kind/node/image-archive.py), or kind would pull them.
 # shellcheck source=tools/testkit/build-lib.sh
@@ -187,6 +189,7 @@ build_node_image() {
 
 build_istio_images() { "$HERE/build-istio-images.sh"; }
 build_apps() { "$HERE/build-apps.sh"; }
+build_addon_images() { "$HERE/build-addon-images.sh"; }
 
 # The stand-in for Docker Hub: distribution's registry with only its filesystem driver (tools/testkit/kind/registry).
 REGISTRY_MAIN=$HERE/registry/main.go
@@ -235,6 +238,7 @@ run_piece() {
     node-image) piece node-image "$(node_image_pin)" build_node_image "image:$NODE_IMAGE" ;;
     istio-images) build_istio_images ;;
     apps) build_apps ;;
+    addon-images) build_addon_images ;;
     registry) piece registry "$DISTRIBUTION_VERSION+$(files_hash "$REGISTRY_MAIN")" build_registry "$BIN/registry" ;;
     hub-images)
       # Every run, like docker: pulls of docker.io need the stand-in answering, stamp or not.
