@@ -134,8 +134,8 @@ def free_port() -> int:
 
 
 def tier_config(base: Mapping[str, Any], host_port: int, *, local: bool, allow_cgroup_v1: bool) -> dict[str, Any]:
-    """The dev stack's config with what this machine needs: its own cluster name and a free host port; offline,
-    the tier's node image, Istio's charts and Gateway API's CRDs from their pinned Go modules."""
+    """A stack's config with what this machine needs: its own cluster name and a free host port; offline, the
+    tier's node image, Istio's charts, add-on files and Gateway API's CRDs from their pinned Go modules."""
     raw: dict[str, Any] = json.loads(json.dumps(dict(base)))
     cluster = raw.setdefault("cluster", {})
     cluster.update({"name": CLUSTER_NAME, "ingressHostPort": host_port, "allowCgroupV1": allow_cgroup_v1})
@@ -144,6 +144,8 @@ def tier_config(base: Mapping[str, Any], host_port: int, *, local: bool, allow_c
         cluster["nodeImage"] = NODE_IMAGE
         raw.setdefault("istio", {})["repository"] = str(upstream.charts_dir(config.istio.version))
         raw.setdefault("gatewayApi", {})["source"] = str(upstream.gateway_api_crds(config.gateway_api.version))
+        if config.observability.addons and not config.observability.source:
+            raw["observability"]["source"] = str(upstream.addons_dir(config.istio.version))
     return raw
 
 

@@ -60,6 +60,8 @@ def test_offline_the_tier_uses_its_node_image_and_the_modules_charts_and_crds(
     for chart in upstream.CHARTS:
         (upstream.charts_dir(defaults.istio.version) / chart).mkdir(parents=True)
         (upstream.charts_dir(defaults.istio.version) / chart / "Chart.yaml").write_text("", encoding="utf-8")
+    upstream.addons_dir(defaults.istio.version).mkdir(parents=True)
+    (upstream.addons_dir(defaults.istio.version) / "prometheus.yaml").write_text("", encoding="utf-8")
     crds = upstream.gateway_api_crds(defaults.gateway_api.version)
     crds.parent.mkdir(parents=True)
     crds.write_text(GATEWAY_API_FIXTURE.read_text(encoding="utf-8"), encoding="utf-8")
@@ -69,6 +71,10 @@ def test_offline_the_tier_uses_its_node_image_and_the_modules_charts_and_crds(
     assert config.cluster.node_image == tier.NODE_IMAGE and config.cluster.allow_cgroup_v1
     assert config.istio.repository == str(upstream.charts_dir(config.istio.version))
     assert config.gateway_api.source == str(upstream.gateway_api_crds(config.gateway_api.version))
+    assert config.observability.source == ""  # no add-ons, nothing to read
+    with_addons = tier.tier_config(base_raw_config(observability={"addons": ["prometheus"]}), 18080, local=True,
+                                   allow_cgroup_v1=False)
+    assert parse_config(with_addons).observability.source == str(upstream.addons_dir(config.istio.version))
 
 
 def test_online_the_tier_runs_the_dev_stack_as_shipped_but_for_name_and_port() -> None:

@@ -7,7 +7,8 @@
 #   quay.io/kiali/kiali:v2.27                                      READINESS-ONLY STAND-IN (addons/standin)
 #   docker.io/grafana/grafana:12.0.1                               READINESS-ONLY STAND-IN (addons/standin)
 #
-# Each real binary is built inside its own module (its go.mod and replaces, GOWORK off), as its release is. The
+# Prometheus is built inside its own module (its go.mod and replaces, GOWORK off), as its release is; the reloader
+# from a module of ours requiring the operator's three modules at its version (its replaces point into its repo). The
 # stand-ins answer their Deployment's probe and say what they are; they are labelled ambient-mesh.standin="<why>",
 # and a real image already present under a stand-in's name (one without that label) is kept, never overwritten.
 # Idempotent: every image carries ambient-mesh.pin (a hash of its inputs); an image whose pin matches is kept.
@@ -94,6 +95,21 @@ go_build() {
   log "go build $3 done in $((SECONDS - start))s"
 }
 
+# go_build_required OUTPUT PACKAGE LDFLAGS MODULE@VERSION...: from a module of ours requiring those, for a module
+# whose replaces point at nested modules its zip does not hold (prometheus-operator's pkg/apis/monitoring and
+# pkg/client, served as modules of their own at the same version).
+go_build_required() {
+  local start=$SECONDS out=$1 package=$2 ldflags=$3 dir=$WORK/gomod-$1
+  shift 3
+  rm -rf "$dir" && mkdir -p "$dir"
+  printf 'module ambient-mesh.local/kind/%s\n\ngo %s\n' "$out" "$(go env GOVERSION | sed 's/^go//')" >"$dir/go.mod"
+  (cd "$dir" && GOFLAGS="-mod=mod -buildvcs=false" go get "$@" >/dev/null 2>&1) || die "go get $* failed"
+  log "go build $package ($*, -p $JOBS)"
+  (cd "$dir" && GOFLAGS="-mod=mod -buildvcs=false" "${GO[@]}" build -p "$JOBS" -trimpath -ldflags "-s -w $ldflags" \
+    -o "$BIN/$out" "$package")
+  log "go build $out done in $((SECONDS - start))s"
+}
+
 # docker_build IMAGE DOCKERFILE SOURCE FILE...: FILEs from $BIN into a fresh context.
 docker_build() {
   local image=$1 dockerfile=$2 source=$3 start=$SECONDS ctx file
@@ -126,8 +142,10 @@ if [[ -n ${BUILD[$PROMETHEUS_IMAGE]:-} ]]; then
 fi
 if [[ -n ${BUILD[$RELOADER_IMAGE]:-} ]]; then
   version=${RELOADER_IMAGE##*:v}
-  go_build "$RELOADER_MODULE" ./cmd/prometheus-config-reloader prometheus-config-reloader \
-    "-X github.com/prometheus/common/version.Version=$version"
+  operator=${RELOADER_MODULE%@*}
+  go_build_required prometheus-config-reloader "$operator/cmd/prometheus-config-reloader" \
+    "-X github.com/prometheus/common/version.Version=$version" "$RELOADER_MODULE" \
+    "$operator/pkg/apis/monitoring@${RELOADER_MODULE#*@}" "$operator/pkg/client@${RELOADER_MODULE#*@}"
   EXTRA=()
   docker_build "$RELOADER_IMAGE" Dockerfile.config-reloader "$RELOADER_MODULE" prometheus-config-reloader
   smoke "$RELOADER_IMAGE" --version
