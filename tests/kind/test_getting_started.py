@@ -18,17 +18,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from components.model import addons as addon_model
 from components.model import catalog
-from components.model.validate import parse_config
 from tests.kind import tier
 from tools.dashboard import DASHBOARDS, free
-from tools.verify.cli import NO_DATA_PLANE_ENV
 
 pytestmark = pytest.mark.kind
 
@@ -38,26 +35,8 @@ STANDIN_HEADER = "X-Ambient-Mesh-Standin"
 
 @pytest.fixture(scope="module")
 def gs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    reasons = tier.prerequisites()
-    if reasons and os.environ.get(tier.REQUIRED_ENV, "") not in ("", "0", "false"):
-        pytest.fail(f"{tier.REQUIRED_ENV} is set but the kind tier is not built: " + "; ".join(reasons))
-    if reasons:
-        pytest.skip("the kind tier is not built here: " + "; ".join(reasons))
-    local = tier.offline()
-    raw = tier.tier_config(tier.stack_raw(STACK_FILE), tier.free_port(), local=local,
-                           allow_cgroup_v1=tier.cgroup_v1())
-    config = parse_config(raw)
-    missing = tier.missing_images(config) if local else []
-    if missing:
-        pytest.fail(f"the kind tier lacks images the getting-started stack runs: {', '.join(missing)}")
-    found = tier.standins(config)
-    gaps = tier.data_plane_gaps(config, found)
-    for image, why in sorted(found.items()):
-        print(f"kind tier (getting-started): {image} is a STAND-IN: {why}")
-    work = tier.WorkCopy.create(tmp_path_factory.mktemp("kind-tier-gs"), raw)
-    if gaps:
-        work.env[NO_DATA_PLANE_ENV] = gaps
-    state: dict[str, Any] = {"work": work, "config": config, "gaps": gaps, "standins": found}
+    state = tier.prepared(tmp_path_factory, STACK_FILE, "getting-started")
+    work = state["work"]
     try:
         started = time.monotonic()
         state["up"] = work.make("up", timeout=tier.UP_TIMEOUT, check=False)
@@ -65,10 +44,7 @@ def gs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         print(f"kind tier (getting-started): first make up {state['up_seconds']:.0f} s")
         yield state
     finally:
-        Path(work.root / "kind-tier.log").write_text("\n".join(work.log), encoding="utf-8")
-        if tier.docker("ps", "-aq", "--filter", f"label=io.x-k8s.kind.cluster={tier.CLUSTER_NAME}").stdout.strip():
-            work.make("destroy", check=False, timeout=900)
-            work.run(["kind", "delete", "cluster", "--name", tier.CLUSTER_NAME], check=False)
+        tier.tear_down(work)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,9 +26,7 @@ from components.model import catalog
 from components.model import images as image_model
 from components.model.config import PROJECT
 from components.model.kind import node_names
-from components.model.validate import parse_config
 from tests.kind import tier
-from tools.verify.cli import NO_DATA_PLANE_ENV
 from tools.verify.mesh import HBONE_PORT, TITLE
 
 pytestmark = pytest.mark.kind
@@ -40,40 +37,20 @@ REQUIRED_ENV = tier.REQUIRED_ENV
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    reasons = tier.prerequisites()
-    if reasons and os.environ.get(REQUIRED_ENV, "") not in ("", "0", "false"):
-        pytest.fail(f"{REQUIRED_ENV} is set but the kind tier is not built: " + "; ".join(reasons))
-    if reasons:
-        pytest.skip("the kind tier is not built here: " + "; ".join(reasons))
-    local = tier.offline()
-    raw = tier.tier_config(tier.stack_raw(), tier.free_port(), local=local, allow_cgroup_v1=tier.cgroup_v1())
-    config = parse_config(raw)
-    missing = tier.missing_images(config) if local else []
-    if missing:
-        pytest.fail(f"the kind tier lacks images the stack runs: {', '.join(missing)}")
-    found = tier.standins(config)
-    gaps = tier.data_plane_gaps(config, found)
-    if gaps:
+    def without_ingress(raw: dict[str, Any]) -> None:
         # A stand-in proxyv2 cannot serve an ingress; a stand-in ztunnel cannot carry the smoke check's requests, so
         # the smoke check (as shipped: on) runs its other checks and skips those, naming the images.
         raw["app"]["ingress"] = "none"
-        config = parse_config(raw)
-    for image, why in sorted(found.items()):
-        print(f"kind tier: {image} is a STAND-IN: {why}")
-    work = tier.WorkCopy.create(tmp_path_factory.mktemp("kind-tier"), raw)
-    if gaps:
-        work.env[NO_DATA_PLANE_ENV] = gaps
-    state: dict[str, Any] = {"work": work, "config": config, "gaps": gaps, "standins": found, "local": local}
+
+    state = tier.prepared(tmp_path_factory, tier.REPO / "Pulumi.dev.yaml", "dev", without_ingress)
+    work, local = state["work"], state["local"]
     try:
         # What is the user's and must outlive every situation below: a context of their kubeconfig, an image of
         # theirs, a kind cluster of theirs.
         tier.make_bystander(work, local, tier.cgroup_v1())
         yield state
     finally:
-        Path(work.root / "kind-tier.log").write_text("\n".join(work.log), encoding="utf-8")
-        if tier.docker("ps", "-aq", "--filter", f"label=io.x-k8s.kind.cluster={tier.CLUSTER_NAME}").stdout.strip():
-            work.make("destroy", check=False, timeout=900)
-            work.run(["kind", "delete", "cluster", "--name", tier.CLUSTER_NAME], check=False)
+        tier.tear_down(work)
         tier.remove_bystander(work)
 
 

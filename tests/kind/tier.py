@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from components.model import images as image_model
 from components.model.config import PROJECT, StackConfig, read_stack_file
 from components.model.validate import parse_config
 from tests.engine import kwok, upstream
+from tools.verify.cli import NO_DATA_PLANE_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE_ENV = "KIND_TIER_CACHE"
@@ -290,3 +292,44 @@ def remove_bystander(work: WorkCopy) -> None:
 
 def stack_raw(stack_file: Path = REPO / "Pulumi.dev.yaml") -> dict[str, Any]:
     return dict(read_stack_file(stack_file))
+
+
+def prepared(tmp_path_factory: pytest.TempPathFactory, stack_file: Path, label: str,
+             adjust: Any = None) -> dict[str, Any]:
+    """A work copy of the checkout running `stack_file` on this machine (tier_config), or the test skipped (the
+    tier is not built) or failed (CI requires it, or an image is missing). `adjust(raw, gaps)` changes the config
+    for what the stand-ins cannot serve. The smoke check learns the data plane's gaps through the environment."""
+    reasons = prerequisites()
+    if reasons and os.environ.get(REQUIRED_ENV, "") not in ("", "0", "false"):
+        pytest.fail(f"{REQUIRED_ENV} is set but the kind tier is not built: " + "; ".join(reasons))
+    if reasons:
+        pytest.skip("the kind tier is not built here: " + "; ".join(reasons))
+    local = offline()
+    raw = tier_config(stack_raw(stack_file), free_port(), local=local, allow_cgroup_v1=cgroup_v1())
+    config = parse_config(raw)
+    missing = missing_images(config) if local else []
+    if missing:
+        pytest.fail(f"the kind tier lacks images the {label} stack runs: {', '.join(missing)}")
+    found = standins(config)
+    gaps = data_plane_gaps(config, found)
+    if adjust is not None and gaps:
+        adjust(raw)
+        config = parse_config(raw)
+    for image, why in sorted(found.items()):
+        print(f"kind tier ({label}): {image} is a STAND-IN: {why}")
+    work = WorkCopy.create(tmp_path_factory.mktemp(f"kind-tier-{label}"), raw)
+    if gaps:
+        work.env[NO_DATA_PLANE_ENV] = gaps
+    return {"work": work, "config": config, "gaps": gaps, "standins": found, "local": local}
+
+
+def cluster_containers() -> str:
+    return docker("ps", "-aq", "--filter", f"label=io.x-k8s.kind.cluster={CLUSTER_NAME}").stdout.strip()
+
+
+def tear_down(work: WorkCopy) -> None:
+    """Whatever a module left: its log kept, its cluster destroyed through the stack, else deleted."""
+    Path(work.root / "kind-tier.log").write_text("\n".join(work.log), encoding="utf-8")
+    if cluster_containers():
+        work.make("destroy", check=False, timeout=900)
+        work.run(["kind", "delete", "cluster", "--name", CLUSTER_NAME], check=False)

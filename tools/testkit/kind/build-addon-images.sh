@@ -4,8 +4,8 @@
 #
 #   docker.io/prom/prometheus:v3.10.0                              REAL: from github.com/prometheus/prometheus
 #   ghcr.io/prometheus-operator/prometheus-config-reloader:v0.89.0 REAL: from github.com/prometheus-operator/...
-#   quay.io/kiali/kiali:v2.27                                      READINESS-ONLY STAND-IN (addons/standin)
-#   docker.io/grafana/grafana:12.0.1                               READINESS-ONLY STAND-IN (addons/standin)
+#   quay.io/kiali/kiali:v2.27                                      READINESS-ONLY STAND-IN (standin)
+#   docker.io/grafana/grafana:12.0.1                               READINESS-ONLY STAND-IN (standin)
 #
 # Prometheus is built inside its own module (its go.mod and replaces, GOWORK off), as its release is; the reloader
 # from a module of ours requiring the operator's three modules at its version (its replaces point into its repo). The
@@ -65,7 +65,7 @@ done
 docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 || DEBIAN_BASE_IMAGE=$BASE_IMAGE "$KIND_DIR/debian-base.sh"
 base_id=$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")
 self_sum=$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)
-files_sum=$(cd "$FILES" && find . -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)
+files_sum=$(cd "$KIND_DIR" && find addons standin -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)
 pin_of() { printf '%s\n' "$@" "$(go env GOVERSION)" "$self_sum" "$files_sum" | sha256sum | cut -c1-16; }
 label() { docker image inspect -f "{{index .Config.Labels \"$2\"}}" "$1" 2>/dev/null || true; }
 present() { docker image inspect "$1" >/dev/null 2>&1; }
@@ -151,7 +151,7 @@ if [[ -n ${BUILD[$RELOADER_IMAGE]:-} ]]; then
   smoke "$RELOADER_IMAGE" --version
 fi
 if [[ -n ${BUILD[$KIALI_IMAGE]:-}${BUILD[$GRAFANA_IMAGE]:-} ]]; then
-  (cd "$FILES/standin" && "${GO[@]}" build -p "$JOBS" -trimpath -ldflags "-s -w" -o "$BIN/standin" .)
+  (cd "$KIND_DIR/standin" && "${GO[@]}" build -p "$JOBS" -trimpath -ldflags "-s -w" -o "$BIN/standin" .)
 fi
 for image in "$KIALI_IMAGE" "$GRAFANA_IMAGE"; do
   [[ -n ${BUILD[$image]:-} ]] || continue

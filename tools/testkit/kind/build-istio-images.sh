@@ -4,8 +4,8 @@
 #
 #   docker.io/istio/pilot:1.31.1-distroless        REAL: pilot-discovery from istio.io/istio (Dockerfile.pilot)
 #   docker.io/istio/install-cni:1.31.1-distroless  REAL: install-cni + the istio-cni plugin (Dockerfile.install-cni)
-#   docker.io/istio/ztunnel:1.31.1                 READINESS-ONLY STAND-IN (Dockerfile.ztunnel, standin/)
-#   docker.io/istio/proxyv2:1.31.1-distroless      READINESS-ONLY STAND-IN (Dockerfile.proxyv2, standin/)
+#   docker.io/istio/ztunnel:1.31.1                 READINESS-ONLY STAND-IN (Dockerfile.ztunnel, ../standin)
+#   docker.io/istio/proxyv2:1.31.1-distroless      READINESS-ONLY STAND-IN (Dockerfile.proxyv2, ../standin)
 #
 # The Istio binaries come from the same Go module snapshot, wrapper module and ldflags as the engine tier's
 # pilot-discovery (tools/testkit/bootstrap-engine.sh, build_pilot_discovery), so the Go build cache is shared and
@@ -82,7 +82,7 @@ inputs_hash() {
     printf 'module %s@%s %s\ngo %s\n' "$ISTIO_MODULE" "$ISTIO_MODULE_VERSION" "$ISTIO_MODULE_SUM" "$go_version"
     printf 'base %s\n' "$*"
     sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1
-    (cd "$FILES" && find . -type f ! -name '*~' | LC_ALL=C sort | xargs sha256sum)
+    (cd "$KIND_DIR" && find istio standin -type f ! -name '*~' | LC_ALL=C sort | xargs sha256sum)
   } | sha256sum | cut -c1-12
 }
 debian_pin="$ISTIO_MODULE@$ISTIO_MODULE_VERSION+build.$(inputs_hash "$base_id")"
@@ -150,7 +150,7 @@ if [[ ${#ISTIO_PKGS[@]} -gt 0 ]]; then build_istio_binaries "${ISTIO_PKGS[@]}"; 
 
 if need "$ZTUNNEL_IMAGE" "$PROXY_IMAGE"; then
   start=$SECONDS
-  (cd "$FILES/standin" && "${GO[@]}" build -p "$JOBS" -trimpath -ldflags "-s -w" -o "$BIN/standin" .)
+  (cd "$KIND_DIR/standin" && "${GO[@]}" build -p "$JOBS" -trimpath -ldflags "-s -w" -o "$BIN/standin" .)
   GO_SECONDS=$((GO_SECONDS + SECONDS - start))
   log "stand-in built in $((SECONDS - start))s"
 fi

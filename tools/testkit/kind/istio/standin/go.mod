@@ -1,3 +1,0 @@
-module ambient-mesh.local/kind/istio-standin
-
-go 1.26.0
