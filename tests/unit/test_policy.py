@@ -528,3 +528,22 @@ def test_dev_stack_from_local_charts_needs_them_configured(tmp_path: Path) -> No
     assert set(found) == {"helm-release-chart-repository"} and len(found["helm-release-chart-repository"]) == 5
     allowed = {"helm-release-chart-repository": {"localChartDirectories": [str(Path(charts).resolve())]}}
     assert run_pack(graph, allowed) == {}
+
+
+def test_getting_started_stack_passes_every_policy_and_the_pack_reads_its_addons(tmp_path: Path) -> None:
+    """Istio's getting-started (the add-ons, the version Services, the HTTPRoutes, the waypoint) passes the pack; the
+    add-ons' Deployments are what the image policy reads: an add-on image on a floating tag fails it."""
+    graph = run_stack(stack_config(REPO / "Pulumi.getting-started.yaml"), "getting-started")
+    addons = [d for d in graph.of_type(DEPLOYMENT) if d.inputs["metadata"].get("namespace") == "istio-system"]
+    assert {d.inputs["metadata"]["name"] for d in addons} == {"prometheus", "kiali", "grafana"}
+    assert graph.of_type("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute")
+    assert run_pack(graph) == {}
+    floating = tmp_path / "addons"
+    floating.mkdir()
+    for source in (REPO / "tests" / "fixtures" / "addons").glob("*.yaml"):
+        text = source.read_text(encoding="utf-8").replace("prom/prometheus:v3.10.0", "prom/prometheus")
+        (floating / source.name).write_text(text, encoding="utf-8")
+    found = run_pack(run_stack(stack_config(REPO / "Pulumi.getting-started.yaml",
+                                            observability={"source": str(floating)}), "getting-started"))
+    assert list(found) == ["container-images-pinned"]
+    assert any("docker.io/prom/prometheus" in m for m in found["container-images-pinned"]), found
