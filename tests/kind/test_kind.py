@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -61,6 +62,7 @@ def up(stack: dict[str, Any]) -> dict[str, Any]:
     started = time.monotonic()
     done = work.make("up", timeout=UP_TIMEOUT, check=False)
     stack["up_seconds"] = time.monotonic() - started
+    stack["up_output"] = done.stdout
     print(f"kind tier: first make up {stack['up_seconds']:.0f} s")
     assert done.returncode == 0, f"make up failed:\n{done.stdout[-8000:]}\n{done.stderr[-4000:]}"
     return stack
@@ -258,6 +260,15 @@ def test_docker_restarted_the_next_up_and_verify_pass(up: dict[str, Any]) -> Non
     _a_working_mesh(up)
 
 
+def test_doctor_sizes_docker_with_another_kind_cluster_counted(up: dict[str, Any]) -> None:
+    """Two clusters on one Docker (dev beside zero-trust; here the user's one-node bystander): the first make up's
+    preflight counted the other cluster's memory, by name, as used."""
+    printed = up["up_output"]
+    lines = [line for line in printed.splitlines() if "Docker has " in line]  # doctor's docker-resources check
+    assert lines and all("of which other kind clusters use" in line and f"({tier.BYSTANDER_CLUSTER} " in line
+                         for line in lines), lines
+
+
 def test_a_taken_new_host_port_stops_up_before_anything_is_deleted(up: dict[str, Any]) -> None:
     """cluster.ingressHostPort changed to a port something holds: doctor refuses; the cluster stays as it was."""
     work = up["work"]
@@ -292,6 +303,12 @@ def test_the_cluster_deleted_and_host_images_pruned_the_next_up_rebuilds_everyth
     for image in pruned:
         tier.docker("image", "rm", image, check_ok=True)
     work.run(["kind", "delete", "cluster", "--name", tier.CLUSTER_NAME], check=True, timeout=300)
+    # make preview first: it shows the whole rebuild and changes nothing.
+    preview = work.make("preview", timeout=600, check=False)
+    assert preview.returncode == 0, preview.stdout[-8000:] + preview.stderr[-3000:]
+    assert f"the kind cluster {tier.CLUSTER_NAME} this stack created is gone" in preview.stderr
+    assert re.search(r"\d+ to replace", preview.stdout) and "cluster-kind" in preview.stdout, preview.stdout[-6000:]
+    assert not _cluster_containers()
     done = work.make("up", timeout=UP_TIMEOUT, check=False)
     assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-3000:]
     assert f"the kind cluster {tier.CLUSTER_NAME} this stack created is gone" in done.stderr
