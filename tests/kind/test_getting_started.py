@@ -125,7 +125,8 @@ def test_prometheus_through_make_dashboard_is_real_and_scrapes_the_cluster(up: d
     try:
         status, _, body = dashboard.get("/api/v1/status/buildinfo")
         assert status == 200, body
-        assert json.loads(body)["data"]["version"] == image.rsplit(":v", 1)[1]
+        buildinfo = json.loads(body)["data"]
+        assert buildinfo["version"] == image.rsplit(":v", 1)[1]
         deadline = time.monotonic() + 120
         while True:
             _, _, body = dashboard.get("/api/v1/targets?state=active")
@@ -139,10 +140,17 @@ def test_prometheus_through_make_dashboard_is_real_and_scrapes_the_cluster(up: d
                 break
             assert time.monotonic() < deadline, json.dumps(targets, indent=1)[-4000:]
             time.sleep(5)
-        print(f"kind tier (getting-started): {''.join(dashboard.printed).strip()} → Prometheus "
-              f"{image.rsplit(':v', 1)[1]}, {len(targets)} active targets, "
-              f"{sum(1 for t in targets if t['health'] == 'up')} up"
-              + (f"; ztunnel's scrape not checked, a stand-in: {ztunnel_standin}" if ztunnel_standin else ""))
+        # The session as a user sees it (README quotes it): what make dashboard printed, then what the forward served.
+        by_job: dict[str, list[str]] = {}
+        for target in targets:
+            by_job.setdefault(target["labels"].get("job", "?"), []).append(
+                f"{target['labels'].get('pod') or target['labels'].get('instance', '?')} {target['health']}")
+        print("kind tier (getting-started), make dashboard ADDON=prometheus:\n" + "".join(dashboard.printed).rstrip()
+              + f"\nGET {dashboard.url.rstrip('/')}/api/v1/status/buildinfo: version {buildinfo['version']}, branch "
+              f"{buildinfo.get('branch', '?')}\nGET /api/v1/targets?state=active: {len(targets)} active, "
+              f"{sum(1 for t in targets if t['health'] == 'up')} up\n"
+              + "\n".join(f"  {job}: {', '.join(sorted(found))}" for job, found in sorted(by_job.items()))
+              + (f"\n  ztunnel's scrape not checked, a stand-in: {ztunnel_standin}" if ztunnel_standin else ""))
     finally:
         dashboard.stop()
     # Ctrl-C ends make itself with "Interrupt" (exit 2), as in a terminal; the tool ends cleanly, the port is free.
