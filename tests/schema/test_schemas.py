@@ -4,6 +4,9 @@ Core kinds: kubernetes-validate's strict schemas for Kubernetes tools.testkit.sc
 Gateway API kinds: the CRDs of the pinned istio.io/api and sigs.k8s.io/gateway-api modules, made strict (unknown
 fields are errors). A kind without a published schema fails: nothing is waved through.
 
+Istio's add-ons: every object of Istio's own samples/addons files (the pinned istio.io/istio snapshot, fetched with
+the schema modules), as the stack's observability code path applies them, under each resource profile.
+
 Config switches: every Literal or bool key of every config section is picked up by itself (each value other than
 Pulumi.dev.yaml's is rendered once); add to EXTRA_KEYS what such a value needs to parse, and to VARIANTS any other
 value or combination worth rendering.
@@ -23,19 +26,20 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 from pulumi.runtime import rpc
 
-from components.model import versions
-from components.model.config import SECTIONS, StackConfig
+from components.model import addons, versions
+from components.model.config import RESOURCE_PROFILES, SECTIONS, StackConfig
 from tests.conftest import (
     GATEWAY_API_FIXTURE,
-    REPO,
     STACK_FILES,
     base_config,
     base_raw_config,
     stack_config,
     stack_name,
 )
+from tests.engine import upstream
 from tools import render
 from tools.testkit import schemas
 from tools.testkit.mockgraph import Graph
@@ -65,9 +69,6 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
                           "sidecar": {"enabled": True}},
     # The traffic split: version Services and an HTTPRoute whose parent is a Service (GAMMA).
     "traffic.routes": {"waypoint": {"mode": "namespace"}, "traffic": {"routes": {"reviews": {"v1": 90, "v2": 10}}}},
-    # Istio's add-ons, as our stand-in files carry them (the engine tier applies the real ones to a real API server).
-    "observability.addons": {"observability": {"addons": ["prometheus", "kiali", "grafana"],
-                                               "source": str(REPO / "tests" / "fixtures" / "addons")}},
 }
 
 
@@ -184,6 +185,99 @@ def test_every_stack_file_renders_and_validates(stack_file: Path) -> None:
     assert not {name: errs for name, errs in problems.items() if errs}
 
 
+# --- Istio's add-ons ------------------------------------------------------------------------------------------------
+
+# Istio's own add-on files come from the istio.io/istio module, fetched beside the schema modules; without it (a cache
+# filled before the pin existed) these tests say so instead of failing. `fetch --required` (CI) never leaves it out.
+_ADDONS_MISSING = schemas.missing_modules(schemas.SAMPLE_MODULES)
+needs_istio_addons = pytest.mark.skipif(
+    bool(_ADDONS_MISSING), reason=f"Istio's add-on files ({schemas.ADDONS_DIR} of {', '.join(_ADDONS_MISSING)}) are "
+    f"not in Go's module cache ({schemas.gomodcache()}): run python -m tools.testkit.schemas fetch")
+
+
+def _identity(obj: dict[str, Any]) -> tuple[str, str, str, str]:
+    meta = obj.get("metadata") or {}
+    return obj["apiVersion"], obj["kind"], meta.get("namespace") or "", meta["name"]
+
+
+def istio_addons_config(profile: str) -> StackConfig:
+    """Every add-on, read from Istio's own files (observability.source), under one resource profile."""
+    return base_config(observability={"addons": list(addons.ADDONS), "source": str(schemas.addons_dir())},
+                       istio={"resourceProfile": profile})
+
+
+def istio_addon_documents(addon: str) -> list[dict[str, Any]]:
+    """The objects of Istio's file for `addon`, read here, apart from the code under test."""
+    with (schemas.addons_dir() / f"{addon}.yaml").open(encoding="utf-8") as handle:
+        return [doc for doc in yaml.safe_load_all(handle) if doc]
+
+
+_addon_renders: dict[str, list[render.Rendered]] = {}
+
+
+def istio_addons_rendered(profile: str) -> list[render.Rendered]:
+    if profile not in _addon_renders:
+        _addon_renders[profile] = render.render_config(istio_addons_config(profile))
+    return _addon_renders[profile]
+
+
+@needs_istio_addons
+@pytest.mark.parametrize("profile", RESOURCE_PROFILES)
+def test_every_object_of_istios_addons_validates(profile: str) -> None:
+    """Each object of Istio's prometheus.yaml, kiali.yaml and grafana.yaml, as the program creates it, validates."""
+    config = istio_addons_config(profile)
+    objects = {_identity(item.body): item for item in istio_addons_rendered(profile) if item.role == "object"}
+    version = schemas.kubernetes_version(config.cluster.node_image)
+    for addon in config.observability.addons:
+        wanted = [_identity(doc) for doc in istio_addon_documents(addon)]
+        assert wanted, f"{addon}.yaml has no objects"
+        assert not [key for key in wanted if key not in objects], f"{addon}.yaml objects the program did not create"
+        problems = {objects[key].filename: verdict(objects[key], version) for key in wanted}
+        assert not {name: errs for name, errs in problems.items() if errs}, addon
+
+
+def _without_nulls(value: Any) -> Any:
+    """A mapping's null fields left out, as the API server stores them (Istio's prometheus.yaml has some)."""
+    if isinstance(value, dict):
+        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
+
+
+@needs_istio_addons
+def test_istios_addons_reach_the_program_as_the_stack_applies_them() -> None:
+    """What the program creates is the file's object (laptop requests aside, nulls left out), not a copy that lost
+    fields: the validation above saw everything the file says."""
+    for profile in RESOURCE_PROFILES:
+        config = istio_addons_config(profile)
+        objects = {_identity(item.body): item.body for item in istio_addons_rendered(profile) if item.role == "object"}
+        for addon in config.observability.addons:
+            for doc in addons.with_requests(istio_addon_documents(addon), profile):
+                assert objects[_identity(doc)] == _without_nulls(doc), (profile, addon, _identity(doc))
+
+
+@needs_istio_addons
+def test_every_kind_of_istios_addons_has_a_strict_schema() -> None:
+    """An unknown field in any add-on kind is an error: no add-on object is validated by an open schema."""
+    by_kind = {item.body["kind"]: item.body for item in istio_addons_rendered(RESOURCE_PROFILES[0])
+               if item.role == "object" and _identity(item.body) in
+               {_identity(doc) for addon in addons.ADDONS for doc in istio_addon_documents(addon)}}
+    assert by_kind
+    for kind, body in by_kind.items():
+        broken = {**copy.deepcopy(body), "unknownField": 1}
+        assert any("unknownField" in error for error in schemas.errors(broken)), kind
+
+
+def test_istios_addons_are_the_engine_tiers_snapshot() -> None:
+    """The add-on files the schema tier validates are the ones the engine tier applies (one module in Go's cache)."""
+    engine = upstream.ISTIO_SNAPSHOTS[versions.ISTIO_VERSION].module
+    assert (schemas.ISTIO_ADDONS.path, schemas.ISTIO_ADDONS.version, schemas.ISTIO_ADDONS.sum) == (
+        engine.path, engine.version, engine.sum)
+    assert f"{schemas.ADDONS_DIR}/*.yaml" in schemas.ISTIO_ADDONS.sample_files
+    assert upstream.ADDONS == schemas.ADDONS_DIR
+
+
 def test_switches_change_what_is_created(graph: Graph) -> None:
     def files(variant: str) -> set[str]:
         return {item.filename for item in rendered(variant, graph)}
@@ -234,8 +328,7 @@ def find(graph: Graph, api_version: str, kind: str) -> dict[str, Any]:
     def of(variants: list[str]) -> list[dict[str, Any]]:
         return [item.body for variant in variants for item in rendered(variant, graph)
                 if item.is_object and item.body["apiVersion"] == api_version and item.body["kind"] == kind]
-    # The stack's own objects first: the add-ons' stand-in files are not what the mutations were written for.
-    candidates = of([v for v in sorted(ALL_VARIANTS) if v != "observability.addons"]) or of(["observability.addons"])
+    candidates = of(sorted(ALL_VARIANTS))
     if candidates:
         return copy.deepcopy(max(candidates, key=lambda body: len(repr(body))))
     return {"apiVersion": api_version, "kind": kind, **copy.deepcopy(SAMPLES[(api_version, kind)])}

@@ -7,6 +7,9 @@ Where the schemas come from (none is written here):
 - Gateway API kinds: the standard-channel CustomResourceDefinitions of the Go module `sigs.k8s.io/gateway-api` at the
   release the stack installs (config/crd/standard, the content of standard-install.yaml).
 
+Not a schema but validated against them: Istio's own add-on files (samples/addons of the Go module `istio.io/istio`,
+ISTIO_ADDONS), which the schema tier applies through the stack's observability code path.
+
 The Go modules are pinned below by version and go.sum hash; `python -m tools.testkit.schemas fetch` (the install
 step) puts them in Go's module cache, after which every run is offline. A CRD's openAPIV3Schema is made strict the
 way the API server's strict field validation behaves: every object schema that lists properties, and does not
@@ -50,6 +53,7 @@ class GoModule:
     version: str
     sum: str  # the h1: hash go.sum would record; checked after every download
     crd_files: tuple[str, ...]  # glob patterns inside the module
+    sample_files: tuple[str, ...] = ()  # glob patterns of objects to validate (not schemas)
 
     @property
     def ref(self) -> str:
@@ -61,6 +65,16 @@ ISTIO_API = GoModule("istio.io/api", "v1.31.1", "h1:5Yb5ihcz4YQsCkciusK7DnFpBMwR
 GATEWAY_API = GoModule("sigs.k8s.io/gateway-api", "v1.6.3", "h1:lKpJa5bGlraC/QeACvCpsHLdmO6y0iKfzVl6gzaFEYc=",
                        ("config/crd/standard/*.yaml",))
 MODULES = (ISTIO_API, GATEWAY_API)
+
+# Istio's add-on files (samples/addons: prometheus.yaml, kiali.yaml, grafana.yaml), the objects the schema tier checks
+# as the stack applies them. The module proxy serves istio.io/istio only at commits, not release tags: this is the
+# engine tier's snapshot standing in for the stack's release (tests/engine/upstream.py ISTIO_SNAPSHOTS, same version
+# and hash, so Go's module cache holds one copy for both tiers).
+# Cold: a 12 MB zip, 58 MB unpacked, in 2-3 s (2026-12-05).
+ISTIO_ADDONS = GoModule("istio.io/istio", "v0.0.0-20260827124520-eed52ebb66ad",
+                        "h1:ui9TJjRMAV/hb5ehQaZDq7IUGxuQP6dra9lapT/VjHI=", (), ("samples/addons/*.yaml",))
+ADDONS_DIR = "samples/addons"
+SAMPLE_MODULES = (ISTIO_ADDONS,)
 
 # API group -> the module whose CRDs define it.
 GROUPS: dict[str, GoModule] = {
@@ -140,7 +154,12 @@ def missing_modules(modules: Iterable[GoModule] = MODULES) -> list[str]:
     return missing
 
 
-def fetch(modules: Iterable[GoModule] = MODULES, required: bool = False) -> int:
+def addons_dir() -> Path:
+    """Istio's samples/addons at the pinned snapshot (an observability.source), or SchemaNotFound."""
+    return module_dir(ISTIO_ADDONS) / ADDONS_DIR
+
+
+def fetch(modules: Iterable[GoModule] = (*MODULES, *SAMPLE_MODULES), required: bool = False) -> int:
     """Download the pinned modules into Go's module cache (checksum-verified by Go and against our pins).
 
     Without Go, one line says what that leaves out; `required` (CI) makes it an error."""
@@ -159,8 +178,12 @@ def fetch(modules: Iterable[GoModule] = MODULES, required: bool = False) -> int:
             raise SystemExit(f"go mod download {module.ref} failed: {info.get('Error') or result.stderr.strip()}")
         if info.get("Sum") != module.sum:
             raise SystemExit(f"{module.ref}: downloaded hash {info.get('Sum')} differs from the pin {module.sum}")
-        module_dir(module)
-        print(f"{module.ref} {module.sum}: {len(_crds(module))} CustomResourceDefinitions")
+        root = module_dir(module)
+        if module.crd_files:
+            print(f"{module.ref} {module.sum}: {len(_crds(module))} CustomResourceDefinitions")
+        else:
+            found = sorted({path.name for pattern in module.sample_files for path in root.glob(pattern)})
+            print(f"{module.ref} {module.sum}: {', '.join(found)}")
     return 0
 
 
@@ -328,7 +351,9 @@ def validate(obj: dict[str, Any], kubernetes_version: str = KUBERNETES_VERSION, 
 
 def describe_sources(kubernetes_version: str = KUBERNETES_VERSION) -> list[str]:
     return [f"kubernetes-validate {kubernetes_validate.__version__} (Kubernetes {kubernetes_version}, strict)",
-            *(f"{m.ref} {m.sum} ({', '.join(m.crd_files)})" for m in MODULES)]
+            *(f"{m.ref} {m.sum} ({', '.join(m.crd_files)})" for m in MODULES),
+            *(f"{m.ref} {m.sum} ({', '.join(m.sample_files)}: objects validated, not schemas)"
+              for m in SAMPLE_MODULES)]
 
 
 def gateway_api_standard_install(version: str) -> Path | None:
