@@ -12,7 +12,7 @@ import sys
 import threading
 import urllib.parse
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -251,6 +251,8 @@ class FakeCluster:
             if "-l" in args:
                 key, value = args[args.index("-l") + 1].split("=")
                 items = [p for p in items if p["metadata"]["labels"].get(key) == value]
+            if "-o" in args and args[args.index("-o") + 1] == "jsonpath={.items[*].status.podIP}":
+                return Result(argv, 0, " ".join(p["status"]["podIP"] for p in items))
             return Result(argv, 0, json.dumps({"items": items}))
         if verb == "get" and args[1] == "--raw":
             if not self.prometheus:
@@ -531,6 +533,57 @@ def test_the_l7_refusals_come_from_the_stacks_outputs() -> None:
     assert flagged.l7_denied == (("curl", "POST"),)
     with pytest.raises(SystemExit, match="WORKLOAD:METHOD"):
         verify.build_settings(verify.parse_args(["--expect-l7-denied", "curl"]), None)
+
+
+# The guide's exit 56 in the finished mesh: productpage's pod address skips the waypoint, ztunnel's L4 policy resets.
+POD_URL = f"http://{PRODUCTPAGE_IP}:9080/productpage"
+L4_PROBE = ("--expect-denied", "notsleep", "--expect-l4-denied", "notsleep")
+
+
+def zero_trust_cluster() -> FakeCluster:
+    """notsleep refused through the Service (here by ztunnel) and, skipping any waypoint, at productpage's pod."""
+    cluster = FakeCluster(ztunnel_log=log("1.26-denied"))
+    cluster.curls[("notsleep", PRODUCTPAGE_URL)] = [RESET]
+    cluster.curls[("notsleep", POD_URL)] = [RESET]
+    return cluster
+
+
+def test_exit_56_on_productpages_pod_address_passes(run_verify: Any) -> None:
+    cluster = zero_trust_cluster()
+    run = run_verify(cluster, *L4_PROBE)
+    assert run.code == 0, run.output
+    check = run.check("l4-denied:notsleep:pod-ip")
+    assert check["status"] == "pass" and "curl exit 56" in check["summary"], check
+    # The address called is the one the pod lookup found, from the client named.
+    [lookup] = [c for c in cluster.kubectl_calls("get") if any(a.startswith("jsonpath=") for a in c)]
+    assert "app=productpage" in lookup
+    [call] = [c for c in cluster.kubectl_calls("exec") if PRODUCTPAGE_IP in c[-1]]
+    assert "deploy/notsleep" in call and call[-1] == POD_URL
+
+
+def test_a_page_served_at_productpages_pod_address_fails(run_verify: Any) -> None:
+    cluster = zero_trust_cluster()
+    cluster.curls[("notsleep", POD_URL)] = [curl_ok()]  # exit 0: no L4 policy refused it
+    run = run_verify(cluster, *L4_PROBE, "--attempts", "2")
+    assert run.code == 1 and run.report["failed"] == ["l4-denied:notsleep:pod-ip"]
+    check = run.check("l4-denied:notsleep:pod-ip")
+    assert check["attempts"] == 2 and "reached productpage at its pod address" in check["summary"]
+    assert "L4 policy" in check["hint"] and "authorizationpolicy" in check["hint"]
+
+
+def test_the_pod_address_check_skips_without_a_data_plane_and_comes_from_the_stack(run_verify: Any) -> None:
+    why = "docker.io/istio/ztunnel:1.31.1 is a readiness-only stand-in"
+    cluster = zero_trust_cluster()
+    run = run_verify(cluster, *L4_PROBE, "--no-data-plane", why)
+    check = run.check("l4-denied:notsleep:pod-ip")
+    assert check["status"] == "skip" and why in check["summary"]
+    assert not cluster.kubectl_calls("exec")
+    settings, _ = verify.build_settings(verify.parse_args([]), {"verify": {"l4Denied": ["curl"]}})
+    assert settings.l4_denied == ("curl",)
+    names = [name for name, _ in verify.Verifier(settings, FakeCluster(), io.StringIO()).plan()]
+    assert "l4-denied:curl:pod-ip" in names
+    assert "l4-denied:curl:pod-ip" not in [n for n, _ in verify.Verifier(
+        replace(settings, core=True), FakeCluster(), io.StringIO()).plan()]
 
 
 def test_notsleep_allowed_when_it_should_be_denied_fails(run_verify: Any) -> None:

@@ -65,6 +65,8 @@ class Settings:
     waypoint: str | None = None
     # Calls the waypoint's L7 rule refuses (workload, method): the guide's DELETE from curl and GET from reviews-v1.
     l7_denied: tuple[tuple[str, str], ...] = ()
+    # Clients ztunnel's L4 policy resets on productpage's pod address, which skips the waypoint (the guide's exit 56).
+    l4_denied: tuple[str, ...] = ()
     # The guide's curl clients (app.guide): the seed tutorial's sleep and notsleep, or Getting Started's curl.
     clients: tuple[str, ...] = CLIENTS
     # Istio's add-ons the stack runs (observability.addons): with prometheus, the mTLS metric check.
@@ -196,6 +198,8 @@ class Verifier:
                 steps.append(("metrics:mtls", self.check_metrics))
             if s.waypoint:
                 steps.append(("waypoint", self.check_waypoint))
+            steps += [(f"l4-denied:{client}:pod-ip", lambda c=client: self.check_l4_denied(c))  # type: ignore[misc]
+                      for client in s.l4_denied]
             steps += [(f"l7-denied:{workload}:{method}", lambda w=workload, m=method:  # type: ignore[misc]
                        self.check_l7_denied(w, m)) for workload, method in s.l7_denied]
         if s.no_data_plane:
@@ -389,6 +393,45 @@ class Verifier:
                          f"`kubectl get gateway -n {self.settings.namespace}`, {policies}.")
         return Check("", "fail", f"{method} from {workload} failed, but not with `RBAC: access denied`", evidence,
                      "Anything but HTTP 403 `RBAC: access denied` is a broken path, not the policy: `make diagnose`.")
+
+    def check_l4_denied(self, client: str) -> Check:
+        """The guide's exit 56 in the finished mesh: curl from `client` to productpage's pod address, which the
+        waypoint does not serve (it is for the Service), so ztunnel's L4 policy alone decides and resets it."""
+        return self.retry(lambda: self._l4_denied_once(client))
+
+    def _l4_denied_once(self, client: str) -> Check:
+        ns = self.settings.namespace
+        find = ("get", "pods", "-n", ns, "-l", f"app={PRODUCTPAGE}", "-o", "jsonpath={.items[*].status.podIP}")
+        found = self.kubectl(*find)
+        ips = found.stdout.split() if found.returncode == 0 else []
+        evidence = [f"kubectl {' '.join(find)}: {' '.join(ips) or found.stderr.strip() or 'no pod IP'}"]
+        if not ips:
+            return Check("", "fail", "no productpage pod IP to call", evidence,
+                         "productpage has no running pod: see pods-ready.")
+        host = f"[{ips[0]}]" if ":" in ips[0] else ips[0]
+        url = f"http://{host}:{PRODUCTPAGE_PORT}/productpage"
+        outcome = self.curl(client, url)
+        evidence.append(f"kubectl exec deploy/{client} -- curl {url}: {outcome.describe()}")
+        policies = f"`kubectl get authorizationpolicy -n {ns} -o yaml`"
+        if outcome.kubectl_error:
+            return Check("", "fail", f"could not run curl in deploy/{client}", evidence,
+                         f"`kubectl get deploy,pods -n {ns} -l app={client}`: does deploy/{client} run?")
+        if outcome.curl_exit == CURL_RESET:
+            return Check("", "pass", f"{client} -> productpage's pod address ends in curl exit {CURL_RESET}: ztunnel's "
+                         "L4 policy resets it (the pod address skips the waypoint)", evidence)
+        if outcome.has_title or outcome.curl_exit == 0:
+            return Check("", "fail", f"{client} reached productpage at its pod address: nothing refused it at L4",
+                         evidence,
+                         "Behind a waypoint, ztunnel's L4 policy on productpage (selector app=productpage) must "
+                         "admit only the gateway's and the waypoint's identities, or a client skips the waypoint's L7 "
+                         f"rule by calling the pod directly: {policies}.")
+        if outcome.denied_l7:
+            return Check("", "fail", f"the waypoint answered {client} at productpage's pod address, not ztunnel",
+                         evidence, "A waypoint for workloads (istio.io/waypoint-for: workload or all) serves pod "
+                         f"addresses too; the stack's is for the Service: `kubectl get gateway -n {ns} --show-labels`.")
+        return Check("", "fail", f"{client} -> productpage's pod address failed, but not with curl exit {CURL_RESET}",
+                     evidence, f"ztunnel's L4 denial resets the connection (exit {CURL_RESET}); exit 7/28 is a broken "
+                     "path (the pod, its node's ztunnel), not the policy: `make diagnose`.")
 
     def check_loop(self) -> Check:
         outcomes = [self.curl(LOOP_CLIENT, LOOP_URL) for _ in range(LOOP_REQUESTS)]
