@@ -105,3 +105,12 @@ def request(graph: Graph, namespace: str, client_account: str, service: str, met
     if not _decide(at_ztunnel(graph, namespace, service), caller, None, "L4"):
         return Verdict(False, "ztunnel")
     return Verdict(True)
+
+
+def request_to_pod(graph: Graph, namespace: str, client_account: str, app: str) -> Verdict:
+    """May `client_account` call the pod of `app` at the pod's own address? A waypoint for Services
+    (istio.io/waypoint-for: service, the default) is not in that path: ztunnel decides on the caller's own identity."""
+    caller = f"cluster.local/ns/{namespace}/sa/{client_account}"
+    if not _decide(at_ztunnel(graph, namespace, app), caller, None, "L4"):
+        return Verdict(False, "ztunnel")
+    return Verdict(True)

@@ -10,7 +10,7 @@ from typing import Any
 
 from components.model import catalog
 from components.model.config import StackConfig
-from components.model.policy import expected_denied, l7_denials
+from components.model.policy import expected_denied, l4_denials, l7_denials
 from components.model.topology import (
     host_url,
     in_cluster_ingress,
@@ -108,11 +108,11 @@ def more_checks(config: StackConfig) -> dict[str, str]:
         # Only productpage may call details: any other caller is refused at L4.
         commands["deniedAtL4"] = (f"{app} exec deploy/notsleep -- curl -s http://details:{catalog.BOOKINFO_PORT}"
                                   '/details/0; echo "exit $?"  # exit 56: ztunnel resets the connection (default deny)')
-    if config.app.guide == "istio-getting-started" and config.security.productpage_clients and \
-            config.waypoint.covers(catalog.PRODUCTPAGE):
+    reset_at_pod = l4_denials(config)
+    if config.app.guide == "istio-getting-started" and reset_at_pod:
         # The guide's exit 56, in the finished mesh: the pod's own address skips the waypoint, and ztunnel's L4 policy
-        # admits only the gateway and the waypoint.
-        client = config.app.clients[0]
+        # admits only the gateway and the waypoint (verify's l4-denied:<client>:pod-ip).
+        client = reset_at_pod[0]
         pod_ip = f"$({app} get pod -l app={catalog.PRODUCTPAGE} -o jsonpath='{{.items[0].status.podIP}}')"
         commands["deniedAtL4"] = (f'{app} exec deploy/{client} -- curl -s "http://{pod_ip}:{catalog.BOOKINFO_PORT}'
                                   '/productpage"; echo "exit $?"  # exit 56: ztunnel resets the connection (L4 policy)')
@@ -134,6 +134,8 @@ def verify_hints(config: StackConfig) -> dict[str, Any]:
         "waypoint": config.waypoint.name if config.waypoint.mode != "none" else None,
         # verify's l7-denied:<workload>:<method> checks: what the waypoint answers with RBAC: access denied.
         "l7Denied": [f"{workload}:{method}" for workload, method in l7_denials(config)],
+        # verify's l4-denied:<client>:pod-ip checks: the clients ztunnel resets on productpage's pod address.
+        "l4Denied": l4_denials(config),
         "clients": list(config.app.clients),
         # make dashboard's add-ons, and verify's metric check where Prometheus runs.
         "addons": list(config.observability.addons),

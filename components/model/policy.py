@@ -143,3 +143,26 @@ def l7_denials(config: StackConfig) -> list[tuple[str, str]]:
     if principal(f"{config.app.namespace}/{catalog.bookinfo_account(service)}") not in allowed:
         probes.append((f"{service}-{version}", (security.l7_methods or ("GET",))[0]))
     return probes
+
+
+def l4_admitted(config: StackConfig, service: str) -> set[str] | None:
+    """The principals ztunnel's L4 policies admit to `service`'s pods, read from the ALLOW policy above; None: nothing
+    restricts them at L4."""
+    spec = l4_allow_specs(config).get(f"{service}-l4")
+    if spec is not None:
+        return {p for rule in spec["rules"] for source in rule["from"] for p in source["source"]["principals"]}
+    # allow-nothing with no ALLOW for the service: ztunnel admits nobody.
+    return set() if config.security.default_deny else None
+
+
+def l4_denials(config: StackConfig) -> list[str]:
+    """The curl clients that ztunnel resets (curl exit 56) when they call productpage's pod address, as Istio's getting
+    started shows before its waypoint exists: the waypoint serves the Service only (istio.io/waypoint-for: service),
+    so the pod's own address skips it, and ztunnel's L4 policy decides on the client's identity alone. Only where a
+    waypoint is in front of productpage: without one, the Service's address is refused the same way (curl:<client>)."""
+    if not config.waypoint.covers(catalog.PRODUCTPAGE):
+        return []
+    admitted = l4_admitted(config, catalog.PRODUCTPAGE)
+    if admitted is None:
+        return []
+    return [c for c in config.app.clients if principal(f"{config.app.namespace}/{c}") not in admitted]

@@ -183,9 +183,11 @@ def test_verify_runs_the_guides_checks(up: dict[str, Any]) -> None:
     print(done.stdout[-3000:])
     assert done.returncode == 0, done.stdout[-6000:]
     checks = {c["name"]: c for c in json.loads(report.read_text(encoding="utf-8"))["checks"]}
-    # The guide's own: the 90/10 split, the RBAC denials, the mTLS metric — each run, or skipped naming the images.
+    # The guide's own: the 90/10 split, the RBAC denials, exit 56, the mTLS metric — each run, or skipped naming
+    # the images.
     hints = work.outputs()["verify"]
     expected = {f"split:{s}" for s in hints.get("splits", {})} | {f"l7-denied:{d}" for d in hints["l7Denied"]} \
+        | {f"l4-denied:{c}:pod-ip" for c in hints["l4Denied"]} \
         | ({"metrics:mtls"} if "prometheus" in hints["addons"] else set())
     assert expected and expected <= set(checks), sorted(checks)
     for name in expected:

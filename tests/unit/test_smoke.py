@@ -210,6 +210,7 @@ def test_verify_hints_of_a_kind_stack() -> None:
         "expectDenied": ["notsleep"],
         "waypoint": None,
         "l7Denied": [],
+        "l4Denied": [],  # no waypoint: no pod address skips one
         "clients": list(config.app.clients),
         "addons": [],
         "splits": {},

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from components.model import catalog
+from components.model import catalog, policy
 from components.model.config import SECTIONS, StackConfig, read_stack_file
 from components.model.topology import in_cluster_ingress
 from tests import authz
@@ -249,6 +249,35 @@ def test_getting_started_is_the_guides_mesh() -> None:
     assert "curl" in deployments and not {"sleep", "notsleep"} & deployments
     assert config.observability.addons == ("prometheus", "kiali", "grafana")
     assert {"prometheus", "kiali", "grafana"} <= deployments
+
+
+def reset_at_pod_address(stack_file: Path) -> list[str]:
+    """The stack's clients that a waypoint serves at productpage's Service address but ztunnel refuses at its pod's own
+    address, read from the policies the program registers (tests/authz.py)."""
+    config, graph = stack_config(stack_file), graph_of(stack_file)
+    namespace = config.app.namespace
+    waypoint = authz.waypoint_of(graph, catalog.PRODUCTPAGE, namespace)
+    if waypoint is None:
+        return []
+    # The pod's own address skips the waypoint only because it serves Services.
+    [gateway] = [r for r in graph.of_type("kubernetes:gateway.networking.k8s.io/v1:Gateway")
+                 if r.inputs["metadata"]["name"] == waypoint]
+    assert gateway.inputs["metadata"]["labels"]["istio.io/waypoint-for"] == "service"
+    return [c for c in config.app.clients
+            if authz.request_to_pod(graph, namespace, c, catalog.PRODUCTPAGE) == authz.Verdict(False, "ztunnel")]
+
+
+@pytest.mark.parametrize("stack_file", STACK_FILES, ids=stack_name)
+def test_verify_expects_exit_56_where_productpages_pod_address_skips_its_waypoint(stack_file: Path) -> None:
+    """The model's l4Denied (verify's l4-denied:<client>:pod-ip) is what the registered policies do to a client that
+    calls productpage's pod directly; the getting-started stack asks for the guide's exit 56 from its client."""
+    config = stack_config(stack_file)
+    hinted = graph_of(stack_file).outputs["verify"]["l4Denied"]
+    assert hinted == policy.l4_denials(config) == reset_at_pod_address(stack_file)
+    if stack_file == GETTING_STARTED_STACK_FILE:
+        assert hinted == list(config.app.clients)
+        client = hinted[0]
+        assert f"deploy/{client} " in graph_of(stack_file).outputs["moreChecks"]["deniedAtL4"]
 
 
 GUIDE_CLEANUP = Path(__file__).parent / "fixtures" / "getting-started-cleanup.sh"

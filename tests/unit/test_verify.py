@@ -7,12 +7,13 @@ import http.server
 import io
 import json
 import os
+import re
 import stat
 import sys
 import threading
 import urllib.parse
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +204,74 @@ INGRESS_URL = "http://istio-ingressgateway.istio-system/productpage"
 HOST_URL = "http://localhost:8080/productpage"
 
 
+# --- a fake Prometheus: ztunnel's series and the one form of PromQL the metric check sends ------------------------
+
+OPENED, CLOSED = "istio_tcp_connections_opened_total", "istio_tcp_connections_closed_total"
+SUM_BY = re.compile(r"sum by \((\w+)\) \((\w+)\{(.*)\}\)")
+MATCHER = re.compile(r'(\w+)(=~|!=|=)"((?:[^"\\]|\\.)*)"')
+
+
+def sum_by(query: str, series: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`sum by (label) (metric{matchers})` over raw series ({"__name__", labels, "value"}): =, != and =~ (anchored, as
+    Prometheus anchors it), values unescaped as PromQL strings. Anything else fails the test: the fake answers only
+    what it understands."""
+    found = SUM_BY.fullmatch(query)
+    assert found, f"the fake Prometheus cannot answer {query}"
+    by, name, body = found.groups()
+    found_matchers = MATCHER.findall(body)
+    assert ",".join(f'{label}{op}"{value}"' for label, op, value in found_matchers) == body, body
+    matchers = [(label, op, re.sub(r"\\(.)", r"\1", value)) for label, op, value in found_matchers]
+
+    def matches(labels: dict[str, Any]) -> bool:
+        return all(labels.get(label, "") == value if op == "=" else labels.get(label, "") != value if op == "!="
+                   else re.fullmatch(value, labels.get(label, "")) is not None for label, op, value in matchers)
+
+    sums: dict[str, float] = {}
+    for one in series:
+        if one["__name__"] == name and matches(one):
+            sums[one.get(by, "")] = sums.get(one.get(by, ""), 0) + one["value"]
+    return [{"metric": {by: key}, "value": [1700000000.0, str(value)]} for key, value in sums.items()]
+
+
+def ztunnel_metrics(allowed: dict[str, int], waypoint: str | None = None, refused_at_l7: dict[str, int] | None = None,
+                    refused_at_l4: dict[str, int] | None = None, unrefused: dict[str, int] | None = None,
+                    namespace: str = "default") -> list[dict[str, Any]]:
+    """The series ztunnel (release-1.31: src/proxy/metrics.rs, outbound.rs, inbound.rs) exports for calls to
+    productpage, as Prometheus keeps them (the waypoint's own Envoy metrics are other series):
+    - the client's ztunnel, reporter="source": the client as source_workload, productpage's Service as
+      destination_service even through a waypoint (destination_workload is then the waypoint);
+    - productpage's ztunnel, reporter="destination": the peer it saw as source (the waypoint, when one is in the path);
+    - `allowed`: connections per client that reach productpage; `refused_at_l7`: through the waypoint, which refuses
+      them (they open at L4 all the same); `refused_at_l4`: straight to productpage's pod, opened ("-") and then closed
+      with DENY by its ztunnel, but for `unrefused` of them, which got through and closed normally."""
+    service = f"{verify.PRODUCTPAGE}.{namespace}.svc.cluster.local"
+    target = f"{verify.PRODUCTPAGE}-v1"
+    series: list[dict[str, Any]] = []
+
+    def add(metric: str, n: int, reporter: str, source: str, destination: str, flags: str = "-") -> None:
+        if n:
+            series.append({"__name__": metric, "reporter": reporter, "source_workload": source,
+                           "source_workload_namespace": namespace,
+                           "source_principal": f"spiffe://cluster.local/ns/{namespace}/sa/{source}",
+                           "destination_service": service, "destination_workload": destination,
+                           "destination_workload_namespace": namespace, "connection_security_policy": "mutual_tls",
+                           "response_flags": flags, "value": n})
+
+    for client, n in {**allowed, **(refused_at_l7 or {})}.items():
+        for metric in (OPENED, CLOSED):
+            add(metric, n, "source", client, waypoint or target)
+    for client, n in allowed.items():
+        for metric in (OPENED, CLOSED):
+            add(metric, n, "destination", waypoint or client, target)
+    for client, n in (refused_at_l4 or {}).items():
+        through = (unrefused or {}).get(client, 0)
+        add(OPENED, n, "source", client, target)
+        add(OPENED, n, "destination", client, target)
+        add(CLOSED, n - through, "destination", client, target, "DENY")
+        add(CLOSED, through, "destination", client, target)
+    return series
+
+
 @dataclass
 class FakeCluster:
     """Replays recorded outputs for the calls verify makes; records every call."""
@@ -222,8 +291,9 @@ class FakeCluster:
     waypoint_log: str = ""
     pulumi: Result = Result((), 127, "", "pulumi: command not found")
     unreachable: bool = False
-    # Prometheus's answers to the metric check's query (each a `data.result` list); none: it does not answer.
-    prometheus: list[list[dict[str, Any]]] = field(default_factory=list)
+    # What Prometheus holds of ztunnel's series (ztunnel_metrics): the n-th snapshot after n retries' sleeps, the last
+    # one from then on; none: Prometheus does not answer.
+    metrics: list[list[dict[str, Any]]] = field(default_factory=list)
     # What each request of the split check's loop found on the page ("reviews-v1-", or "" for nothing).
     page_versions: list[str] = field(default_factory=list)
     calls: list[tuple[str, ...]] = field(default_factory=list)
@@ -251,12 +321,17 @@ class FakeCluster:
             if "-l" in args:
                 key, value = args[args.index("-l") + 1].split("=")
                 items = [p for p in items if p["metadata"]["labels"].get(key) == value]
+            if "-o" in args and args[args.index("-o") + 1] == "jsonpath={.items[*].status.podIP}":
+                return Result(argv, 0, " ".join(p["status"]["podIP"] for p in items))
             return Result(argv, 0, json.dumps({"items": items}))
         if verb == "get" and args[1] == "--raw":
-            if not self.prometheus:
+            if not self.metrics:
                 return Result(argv, 1, "", 'Error from server (ServiceUnavailable): no endpoints for "prometheus"')
-            series = self.prometheus.pop(0) if len(self.prometheus) > 1 else self.prometheus[0]
-            return Result(argv, 0, json.dumps({"status": "success", "data": {"result": series}}))
+            path, query = args[2].split("?query=", 1)
+            assert path == PROMETHEUS_QUERY, path
+            snapshot = self.metrics[min(len(self.sleeps), len(self.metrics) - 1)]
+            result = sum_by(urllib.parse.unquote(query), snapshot)
+            return Result(argv, 0, json.dumps({"status": "success", "data": {"result": result}}))
         if verb == "get" and args[1] == "namespace":
             return Result(argv, 0, json.dumps({"metadata": {"name": args[2], "labels": self.labels.get(args[2])}}))
         if verb == "exec" and args[-3:-1] == ["sh", "-c"]:
@@ -531,6 +606,57 @@ def test_the_l7_refusals_come_from_the_stacks_outputs() -> None:
     assert flagged.l7_denied == (("curl", "POST"),)
     with pytest.raises(SystemExit, match="WORKLOAD:METHOD"):
         verify.build_settings(verify.parse_args(["--expect-l7-denied", "curl"]), None)
+
+
+# The guide's exit 56 in the finished mesh: productpage's pod address skips the waypoint, ztunnel's L4 policy resets.
+POD_URL = f"http://{PRODUCTPAGE_IP}:9080/productpage"
+L4_PROBE = ("--expect-denied", "notsleep", "--expect-l4-denied", "notsleep")
+
+
+def zero_trust_cluster() -> FakeCluster:
+    """notsleep refused through the Service (here by ztunnel) and, skipping any waypoint, at productpage's pod."""
+    cluster = FakeCluster(ztunnel_log=log("1.26-denied"))
+    cluster.curls[("notsleep", PRODUCTPAGE_URL)] = [RESET]
+    cluster.curls[("notsleep", POD_URL)] = [RESET]
+    return cluster
+
+
+def test_exit_56_on_productpages_pod_address_passes(run_verify: Any) -> None:
+    cluster = zero_trust_cluster()
+    run = run_verify(cluster, *L4_PROBE)
+    assert run.code == 0, run.output
+    check = run.check("l4-denied:notsleep:pod-ip")
+    assert check["status"] == "pass" and "curl exit 56" in check["summary"], check
+    # The address called is the one the pod lookup found, from the client named.
+    [lookup] = [c for c in cluster.kubectl_calls("get") if any(a.startswith("jsonpath=") for a in c)]
+    assert "app=productpage" in lookup
+    [call] = [c for c in cluster.kubectl_calls("exec") if PRODUCTPAGE_IP in c[-1]]
+    assert "deploy/notsleep" in call and call[-1] == POD_URL
+
+
+def test_a_page_served_at_productpages_pod_address_fails(run_verify: Any) -> None:
+    cluster = zero_trust_cluster()
+    cluster.curls[("notsleep", POD_URL)] = [curl_ok()]  # exit 0: no L4 policy refused it
+    run = run_verify(cluster, *L4_PROBE, "--attempts", "2")
+    assert run.code == 1 and run.report["failed"] == ["l4-denied:notsleep:pod-ip"]
+    check = run.check("l4-denied:notsleep:pod-ip")
+    assert check["attempts"] == 2 and "reached productpage at its pod address" in check["summary"]
+    assert "L4 policy" in check["hint"] and "authorizationpolicy" in check["hint"]
+
+
+def test_the_pod_address_check_skips_without_a_data_plane_and_comes_from_the_stack(run_verify: Any) -> None:
+    why = "docker.io/istio/ztunnel:1.31.1 is a readiness-only stand-in"
+    cluster = zero_trust_cluster()
+    run = run_verify(cluster, *L4_PROBE, "--no-data-plane", why)
+    check = run.check("l4-denied:notsleep:pod-ip")
+    assert check["status"] == "skip" and why in check["summary"]
+    assert not cluster.kubectl_calls("exec")
+    settings, _ = verify.build_settings(verify.parse_args([]), {"verify": {"l4Denied": ["curl"]}})
+    assert settings.l4_denied == ("curl",)
+    names = [name for name, _ in verify.Verifier(settings, FakeCluster(), io.StringIO()).plan()]
+    assert "l4-denied:curl:pod-ip" in names
+    assert "l4-denied:curl:pod-ip" not in [n for n, _ in verify.Verifier(
+        replace(settings, core=True), FakeCluster(), io.StringIO()).plan()]
 
 
 def test_notsleep_allowed_when_it_should_be_denied_fails(run_verify: Any) -> None:
@@ -933,31 +1059,81 @@ def test_the_splits_come_from_the_stacks_outputs_or_the_flag() -> None:
 
 # --- the mTLS metric (observability.addons with prometheus) -----------------------------------------------------
 
-def opened(**by_workload: int) -> list[dict[str, Any]]:
-    return [{"metric": {"source_workload": w}, "value": [0, str(n)]} for w, n in by_workload.items()]
+def metric_run(run_verify: Any, metrics: list[list[dict[str, Any]]], *flags: str) -> tuple[FakeCluster, Run]:
+    cluster = FakeCluster(metrics=metrics)
+    for client in ("sleep", "notsleep"):
+        if client in flags:  # a client the stack denies: refused where the checks ask
+            cluster.curls[(client, PRODUCTPAGE_URL)] = [RBAC]
+    return cluster, run_verify(cluster, "--addon", "prometheus", *flags)
 
 
-def test_the_metric_check_reads_ztunnels_mtls_connections_from_prometheus(run_verify: Any) -> None:
-    cluster = FakeCluster(prometheus=[opened(sleep=3, notsleep=11)])
-    run = run_verify(cluster, "--addon", "prometheus")
+def sent_queries(cluster: FakeCluster) -> list[str]:
+    return [urllib.parse.unquote(c[c.index("--raw") + 1].split("query=", 1)[1])
+            for c in cluster.kubectl_calls("get") if "--raw" in c]
+
+
+# Each: the series Prometheus holds, the flags; every one passes.
+HEALTHY_METRICS = {
+    # dev: no policy, no waypoint.
+    "both clients straight to productpage": (ztunnel_metrics({"sleep": 3, "notsleep": 11}), ()),
+    # getting-started's shape: through a waypoint productpage's ztunnel sees the waypoint, never the clients.
+    "both clients through a waypoint": (ztunnel_metrics({"sleep": 3, "notsleep": 11}, waypoint="waypoint"), ()),
+    # zero-trust: notsleep opens connections to the waypoint, which refuses it at L7; at its pod address ztunnel
+    # refuses it (l4-denied:notsleep:pod-ip): opened and closed with DENY alike.
+    "notsleep refused by the waypoint and at the pod": (
+        ztunnel_metrics({"sleep": 3}, waypoint="waypoint", refused_at_l7={"notsleep": 11},
+                        refused_at_l4={"notsleep": 5}), ("--expect-denied", "notsleep")),
+}
+
+
+@pytest.mark.parametrize("scenario", list(HEALTHY_METRICS))
+def test_the_metric_check_reads_each_side_of_ztunnel_from_prometheus(run_verify: Any, scenario: str) -> None:
+    series, flags = HEALTHY_METRICS[scenario]
+    cluster, run = metric_run(run_verify, [series], *flags)
     check = run.check("metrics:mtls")
     assert check["status"] == "pass", check
-    [query] = [c for c in cluster.kubectl_calls("get") if "--raw" in c]
-    path = query[query.index("--raw") + 1]
-    assert path.startswith(PROMETHEUS_QUERY + "?query=")
-    sent = urllib.parse.unquote(path.split("query=", 1)[1])
-    assert 'connection_security_policy="mutual_tls"' in sent and 'reporter="destination"' in sent
+    queries = sent_queries(cluster)
+    # The evidence names every query sent, and Prometheus's answer to each per workload.
+    assert [e.split(": ", 1)[1] for e in check["evidence"] if e.startswith("Prometheus")] == queries
+    allowed = [c for c in ("sleep", "notsleep") if c not in flags]
+    opened = {r["metric"]["source_workload"]: float(r["value"][1]) for r in sum_by(queries[0], series)}
+    assert set(allowed) <= set(opened)
+    assert all(f"{c} {opened[c]:.0f}" in " ".join(check["evidence"]) for c in allowed)
+    assert all(c in check["summary"] for c in allowed)
     assert "metrics:mtls" not in run_verify(FakeCluster()).status()  # no Prometheus, no check
 
 
-def test_a_client_without_mtls_connections_or_a_denied_one_with_them_fails(run_verify: Any) -> None:
-    quiet = run_verify(FakeCluster(prometheus=[opened(sleep=3)]), "--addon", "prometheus", "--attempts", "1")
-    assert quiet.check("metrics:mtls")["status"] == "fail"
-    assert "no mutual_tls connection from notsleep" in quiet.check("metrics:mtls")["summary"]
-    cluster = FakeCluster(prometheus=[opened(sleep=3, notsleep=2)])
-    cluster.curls[("notsleep", PRODUCTPAGE_URL)] = [RESET]
-    cluster.curls[("notsleep", verify.LOOP_URL)] = [RESET]
-    leaked = run_verify(cluster, "--addon", "prometheus", "--expect-denied", "notsleep", "--attempts", "1")
-    assert "connections from the denied notsleep" in leaked.check("metrics:mtls")["summary"]
-    later = run_verify(FakeCluster(prometheus=[[], opened(sleep=1, notsleep=1)]), "--addon", "prometheus")
-    assert later.check("metrics:mtls")["status"] == "pass"  # Prometheus had not scraped yet on the first try
+def test_a_client_without_mtls_connections_fails(run_verify: Any) -> None:
+    # Through a waypoint, and productpage's side busy: only the client's own side can tell who called.
+    _, run = metric_run(run_verify, [ztunnel_metrics({"sleep": 3}, waypoint="waypoint")], "--attempts", "1")
+    check = run.check("metrics:mtls")
+    assert check["status"] == "fail" and check["attempts"] > 1  # Prometheus scrapes every 15 s: tried again
+    assert "no mutual_tls connection from notsleep" in check["summary"] and "sleep," not in check["summary"]
+
+
+def test_a_denied_client_whose_connections_were_not_all_refused_fails(run_verify: Any) -> None:
+    series = ztunnel_metrics({"sleep": 3}, refused_at_l4={"notsleep": 5}, unrefused={"notsleep": 2})
+    _, run = metric_run(run_verify, [series], "--expect-denied", "notsleep", "--attempts", "1")
+    check = run.check("metrics:mtls")
+    assert check["status"] == "fail", check
+    assert "the denied notsleep reached productpage unrefused" in check["summary"]
+    assert "reached productpage and not refused: notsleep 2" in check["evidence"]
+    assert "authorizationpolicy" in check["hint"]
+
+
+def test_a_denied_client_refused_at_l4_passes(run_verify: Any) -> None:
+    """An L4 deny counts as opened: what the check subtracts are the connections closed with DENY."""
+    series = ztunnel_metrics({"sleep": 3}, refused_at_l4={"notsleep": 4})
+    _, run = metric_run(run_verify, [series], "--expect-denied", "notsleep")
+    check = run.check("metrics:mtls")
+    assert check["status"] == "pass", check
+    assert "reached productpage and not refused: notsleep 0" in check["evidence"]
+    assert "none from notsleep" in check["summary"]
+
+
+def test_the_metric_check_waits_for_a_scrape_and_for_prometheus(run_verify: Any) -> None:
+    _, later = metric_run(run_verify, [[], ztunnel_metrics({"sleep": 1, "notsleep": 1})])
+    check = later.check("metrics:mtls")
+    assert check["status"] == "pass" and check["attempts"] == 2  # nothing scraped yet on the first try
+    _, silent = metric_run(run_verify, [], "--attempts", "1")
+    assert silent.check("metrics:mtls")["summary"] == "Prometheus did not answer the query"

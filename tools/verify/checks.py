@@ -65,6 +65,8 @@ class Settings:
     waypoint: str | None = None
     # Calls the waypoint's L7 rule refuses (workload, method): the guide's DELETE from curl and GET from reviews-v1.
     l7_denied: tuple[tuple[str, str], ...] = ()
+    # Clients ztunnel's L4 policy resets on productpage's pod address, which skips the waypoint (the guide's exit 56).
+    l4_denied: tuple[str, ...] = ()
     # The guide's curl clients (app.guide): the seed tutorial's sleep and notsleep, or Getting Started's curl.
     clients: tuple[str, ...] = CLIENTS
     # Istio's add-ons the stack runs (observability.addons): with prometheus, the mTLS metric check.
@@ -196,6 +198,8 @@ class Verifier:
                 steps.append(("metrics:mtls", self.check_metrics))
             if s.waypoint:
                 steps.append(("waypoint", self.check_waypoint))
+            steps += [(f"l4-denied:{client}:pod-ip", lambda c=client: self.check_l4_denied(c))  # type: ignore[misc]
+                      for client in s.l4_denied]
             steps += [(f"l7-denied:{workload}:{method}", lambda w=workload, m=method:  # type: ignore[misc]
                        self.check_l7_denied(w, m)) for workload, method in s.l7_denied]
         if s.no_data_plane:
@@ -390,6 +394,45 @@ class Verifier:
         return Check("", "fail", f"{method} from {workload} failed, but not with `RBAC: access denied`", evidence,
                      "Anything but HTTP 403 `RBAC: access denied` is a broken path, not the policy: `make diagnose`.")
 
+    def check_l4_denied(self, client: str) -> Check:
+        """The guide's exit 56 in the finished mesh: curl from `client` to productpage's pod address, which the
+        waypoint does not serve (it is for the Service), so ztunnel's L4 policy alone decides and resets it."""
+        return self.retry(lambda: self._l4_denied_once(client))
+
+    def _l4_denied_once(self, client: str) -> Check:
+        ns = self.settings.namespace
+        find = ("get", "pods", "-n", ns, "-l", f"app={PRODUCTPAGE}", "-o", "jsonpath={.items[*].status.podIP}")
+        found = self.kubectl(*find)
+        ips = found.stdout.split() if found.returncode == 0 else []
+        evidence = [f"kubectl {' '.join(find)}: {' '.join(ips) or found.stderr.strip() or 'no pod IP'}"]
+        if not ips:
+            return Check("", "fail", "no productpage pod IP to call", evidence,
+                         "productpage has no running pod: see pods-ready.")
+        host = f"[{ips[0]}]" if ":" in ips[0] else ips[0]
+        url = f"http://{host}:{PRODUCTPAGE_PORT}/productpage"
+        outcome = self.curl(client, url)
+        evidence.append(f"kubectl exec deploy/{client} -- curl {url}: {outcome.describe()}")
+        policies = f"`kubectl get authorizationpolicy -n {ns} -o yaml`"
+        if outcome.kubectl_error:
+            return Check("", "fail", f"could not run curl in deploy/{client}", evidence,
+                         f"`kubectl get deploy,pods -n {ns} -l app={client}`: does deploy/{client} run?")
+        if outcome.curl_exit == CURL_RESET:
+            return Check("", "pass", f"{client} -> productpage's pod address ends in curl exit {CURL_RESET}: ztunnel's "
+                         "L4 policy resets it (the pod address skips the waypoint)", evidence)
+        if outcome.has_title or outcome.curl_exit == 0:
+            return Check("", "fail", f"{client} reached productpage at its pod address: nothing refused it at L4",
+                         evidence,
+                         "Behind a waypoint, ztunnel's L4 policy on productpage (selector app=productpage) must "
+                         "admit only the gateway's and the waypoint's identities, or a client skips the waypoint's L7 "
+                         f"rule by calling the pod directly: {policies}.")
+        if outcome.denied_l7:
+            return Check("", "fail", f"the waypoint answered {client} at productpage's pod address, not ztunnel",
+                         evidence, "A waypoint for workloads (istio.io/waypoint-for: workload or all) serves pod "
+                         f"addresses too; the stack's is for the Service: `kubectl get gateway -n {ns} --show-labels`.")
+        return Check("", "fail", f"{client} -> productpage's pod address failed, but not with curl exit {CURL_RESET}",
+                     evidence, f"ztunnel's L4 denial resets the connection (exit {CURL_RESET}); exit 7/28 is a broken "
+                     "path (the pod, its node's ztunnel), not the policy: `make diagnose`.")
+
     def check_loop(self) -> Check:
         outcomes = [self.curl(LOOP_CLIENT, LOOP_URL) for _ in range(LOOP_REQUESTS)]
         titles = sum(1 for o in outcomes if o.has_title)
@@ -442,40 +485,82 @@ class Verifier:
         return Check("", "pass", f"{service}'s versions answered within their weights ("
                      + ", ".join(f"{v} {counts[v]}" for v in counts) + f" of {SPLIT_REQUESTS})", evidence)
 
-    def check_metrics(self) -> Check:
-        """ztunnel's own account of the requests just made, in Prometheus: each client policy lets through opened
-        mutual-TLS connections to productpage; a denied client none."""
-        self._ensure_traffic()
-        query = ("sum by (source_workload) (istio_tcp_connections_opened_total{reporter=\"destination\","
-                 f"destination_workload=\"{PRODUCTPAGE}-v1\",connection_security_policy=\"mutual_tls\","
-                 "response_flags!=\"DENY\"})")
+    def _prometheus(self, query: str) -> tuple[dict[str, float] | None, str]:
+        """One instant query through the API server's service proxy: the value of each `source_workload` series (an
+        absent series is 0), or None and what kubectl said."""
         path = f"{PROMETHEUS_QUERY}?query={urllib.parse.quote(query, safe='')}"
+        result = self.kubectl("get", "--raw", path, timeout=60)
+        try:
+            series = json.loads(result.stdout)["data"]["result"] if result.returncode == 0 else None
+            return ({s["metric"].get("source_workload", "?"): float(s["value"][1]) for s in series}
+                    if series is not None else None), result.stderr.strip()
+        except (ValueError, KeyError, TypeError, IndexError):
+            return None, result.stderr.strip() or result.stdout.strip()[:300]
+
+    def check_metrics(self) -> Check:
+        """ztunnel's own account of the requests just made, in Prometheus (Istio's "verify mutual TLS" query).
+
+        The client's ztunnel (reporter="source") names the client and the Service it called, with or without a
+        waypoint in the path: each client policy lets through opened mutual_tls connections to productpage. Only
+        productpage's ztunnel (reporter="destination") knows what reached it, and names the peer it saw (the waypoint,
+        when one is in the path): of a denied client's connections there, every one was refused (closed with
+        response_flags="DENY"; an L4 deny is counted as opened too). A client the waypoint refuses at L7 still opens
+        connections to the waypoint, so the client's side cannot show a denial."""
+        self._ensure_traffic()
+        s = self.settings
+        allowed = [c for c in s.clients if c not in s.expect_denied]
+        service = f"{PRODUCTPAGE}\\\\.{s.namespace}\\\\..+"
+        opened_q = ("sum by (source_workload) (istio_tcp_connections_opened_total{reporter=\"source\","
+                    f"destination_service=~\"{service}\",connection_security_policy=\"mutual_tls\"}})")
+        at_productpage = (f"reporter=\"destination\",destination_workload=\"{PRODUCTPAGE}-v1\","
+                          f"destination_workload_namespace=\"{s.namespace}\","
+                          f"source_workload=~\"{'|'.join(s.expect_denied)}\"")
+        reached_q = f"sum by (source_workload) (istio_tcp_connections_opened_total{{{at_productpage}}})"
+        refused_q = (f"sum by (source_workload) (istio_tcp_connections_closed_total{{{at_productpage},"
+                     "response_flags=\"DENY\"})")
+        queries = [opened_q] + ([reached_q, refused_q] if s.expect_denied else [])
 
         def once() -> Check:
-            result = self.kubectl("get", "--raw", path, timeout=60)
-            evidence = [f"Prometheus (through the API server): {query}"]
-            try:
-                series = json.loads(result.stdout)["data"]["result"] if result.returncode == 0 else None
-            except (ValueError, KeyError, TypeError):
-                series = None
-            if series is None:
-                return Check("", "fail", "Prometheus did not answer the query", evidence + [result.stderr.strip()],
-                             "Is the prometheus Deployment in istio-system Ready? `make diagnose`.")
-            opened = {s["metric"].get("source_workload", "?"): float(s["value"][1]) for s in series}
-            evidence.append("mutual_tls connections opened to productpage-v1 by: "
-                            + (", ".join(f"{w} {n:.0f}" for w, n in sorted(opened.items())) or "nobody"))
-            allowed = [c for c in self.settings.clients if c not in self.settings.expect_denied]
-            missing = [c for c in allowed if opened.get(c, 0) <= 0]
-            leaked = [c for c in self.settings.expect_denied if opened.get(c, 0) > 0]
+            answers: list[dict[str, float]] = []
+            evidence: list[str] = []
+            for query in queries:
+                evidence.append(f"Prometheus (through the API server): {query}")
+                values, said = self._prometheus(query)
+                if values is None:
+                    return Check("", "fail", "Prometheus did not answer the query", evidence + [said],
+                                 "Is the prometheus Deployment in istio-system Ready? `make diagnose`.")
+                answers.append(values)
+
+            def shown(values: dict[str, float]) -> str:
+                return ", ".join(f"{w} {n:.0f}" for w, n in sorted(values.items())) or "nobody"
+
+            opened = answers[0]
+            evidence.append(f"mutual_tls connections opened to {PRODUCTPAGE}.{s.namespace} (the client's ztunnel) by: "
+                            + shown(opened))
+            reached: dict[str, float] = {}
+            if s.expect_denied:
+                arrived, refused = answers[1], answers[2]
+                reached = {c: arrived.get(c, 0.0) - refused.get(c, 0.0) for c in s.expect_denied}
+                evidence.append(f"at {PRODUCTPAGE}-v1 (its ztunnel): opened by " + shown(arrived)
+                                + "; closed with DENY: " + shown(refused))
+                evidence.append("reached productpage and not refused: " + ", ".join(
+                    f"{c} {reached[c]:.0f}" for c in s.expect_denied))
+            missing = [c for c in allowed if opened.get(c, 0.0) <= 0]
+            leaked = [c for c in s.expect_denied if reached[c] > 0]
             if missing or leaked:
                 said = "; ".join(([f"no mutual_tls connection from {', '.join(missing)}"] if missing else [])
-                                 + ([f"connections from the denied {', '.join(leaked)}"] if leaked else []))
-                return Check("", "fail", said, evidence,
-                             "Prometheus scrapes every 15 s: run again. No series at all: is ztunnel scraped "
-                             "(its prometheus.io/scrape annotation, the kubernetes-pods job)?")
-            return Check("", "pass", "ztunnel's metrics show mutual_tls connections to productpage from "
-                         + ", ".join(allowed) + (f", none from {', '.join(self.settings.expect_denied)}"
-                                                 if self.settings.expect_denied else ""), evidence)
+                                 + ([f"connections from the denied {', '.join(leaked)} reached productpage unrefused"]
+                                    if leaked else []))
+                hint = ("Prometheus scrapes every 15 s: run again. No series at all: is ztunnel scraped (its "
+                        "prometheus.io/scrape annotation, the kubernetes-pods job)?")
+                if leaked:
+                    hint += (" Connections that productpage's ztunnel opened and did not close with DENY got "
+                             f"through: `kubectl get authorizationpolicy -n {s.namespace} -o yaml`.")
+                return Check("", "fail", said, evidence, hint)
+            shown_denied = (f"; none from {', '.join(s.expect_denied)} reached productpage unrefused (its ztunnel's "
+                            "side)" if s.expect_denied else "")
+            return Check("", "pass", "ztunnel's metrics show mutual_tls connections to productpage opened by "
+                         + (", ".join(allowed) or "no client") + " (the client's side)" + shown_denied, evidence)
         return self.retry(once, attempts=max(self.settings.attempts, 7), interval=10.0)
 
     def check_ingress_in_cluster(self) -> Check:

@@ -47,6 +47,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--expect-l7-denied", action="append", default=[], metavar="WORKLOAD:METHOD",
                         help="a call the waypoint's L7 rule must answer with `RBAC: access denied` (repeatable), "
                              "e.g. curl:DELETE or reviews-v1:GET")
+    parser.add_argument("--expect-l4-denied", action="append", default=[], choices=KNOWN_CLIENTS, metavar="CLIENT",
+                        help="a client ztunnel must reset (curl exit 56) on productpage's pod address (repeatable)")
     parser.add_argument("--split", action="append", default=[], metavar="SERVICE=VERSION:WEIGHT,...",
                         help="a traffic split to check, e.g. reviews=v1:90,v2:10 (repeatable)")
     parser.add_argument("--core", action="store_true",
@@ -150,6 +152,7 @@ def build_settings(args: argparse.Namespace, outputs: dict[str, Any] | None) -> 
         expect_denied=tuple(args.expect_denied or hints.get("expectDenied") or ()),
         waypoint=args.waypoint or hints.get("waypoint"),
         l7_denied=parse_l7_denied(args.expect_l7_denied or hints.get("l7Denied") or ()),
+        l4_denied=tuple(args.expect_l4_denied or hints.get("l4Denied") or ()),
         clients=tuple(args.clients or hints.get("clients") or CLIENTS),
         addons=tuple(args.addons or hints.get("addons") or ()),
         splits=parse_splits(args.split) if args.split else tuple(
