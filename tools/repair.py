@@ -4,7 +4,7 @@
     python -m tools.repair --stack dev up         # repairs; prints the arguments `pulumi up` needs (--replace=...)
     python -m tools.repair --stack dev preview    # changes nothing; prints what `pulumi preview` needs to show it
     python -m tools.repair --stack dev destroy    # repairs what `pulumi destroy` cannot get through
-    python -m tools.repair --stack dev answers    # fails unless the stack's kind cluster runs and answers
+    python -m tools.repair --stack dev answers    # fails unless the stack's cluster (kind or existing) answers
 
 It reads the stack's state (`pulumi stack export`: the kind cluster's command, which names the cluster and its nodes)
 and Docker (the node containers kind labels with the cluster's name), and finds one of:
@@ -15,7 +15,9 @@ and Docker (the node containers kind labels with the cluster's name), and finds 
   and stay); `up` then replaces the cluster's command, and everything in the cluster is created again.
 - broken: some nodes are missing (removed by hand; kind cannot add one to a cluster): `kind delete cluster` of the
   stack's own cluster, then as gone.
-Pulumi's own commands do all of it; the state is never edited by hand. Messages go to stderr; stdout carries only the
+No kind cluster in the state (`cluster.provider: existing`): `answers` asks /readyz through the stack's own
+kubeconfig output and context, as verify reads them. Pulumi's own commands do all of it; the state is never edited
+by hand. Messages go to stderr; stdout carries only the
 arguments for Pulumi, one a line.
 """
 
@@ -28,11 +30,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from tools import doctor
 from tools.doctor import Result
+from tools.verify import cli as verify_cli
+from tools.verify import runner as verify_runner
 
 CLUSTER_URN_SUFFIX = "::cluster-kind"
 KIND_LABEL = "io.x-k8s.kind.cluster"
@@ -60,6 +65,23 @@ class Host(doctor.Host):
 
     def now(self) -> float:
         return time.monotonic()
+
+
+class AsVerifyRunner:
+    """The repair's host as verify's Runner: verify's own way to read the stack's outputs and to call kubectl."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+
+    def run(self, argv: Sequence[str], timeout: float = 60.0) -> verify_runner.Result:
+        done = self.host.run(argv, timeout=timeout)
+        return verify_runner.Result(tuple(argv), done.returncode, done.stdout, done.stderr)
+
+    def http_get(self, url: str, timeout: float = 10.0) -> verify_runner.HttpResult:
+        raise NotImplementedError("the repair asks no HTTP")
+
+    def sleep(self, seconds: float) -> None:
+        self.host.sleep(seconds)
 
 
 @dataclass(frozen=True)
@@ -169,6 +191,30 @@ class Repair:
                 return False
             self.host.sleep(3)
 
+    def answers_through_the_stacks_kubeconfig(self) -> None:
+        """A cluster the state records no kind cluster for (`cluster.provider: existing`): /readyz through the
+        stack's own kubeconfig output and context, read as verify reads them."""
+        runner = AsVerifyRunner(self.host)
+        outputs = verify_cli.stack_outputs(runner, self.stack)
+        if outputs is None:
+            raise Failed(f"`pulumi stack output --stack {self.stack}` failed: export the stack's "
+                         "PULUMI_CONFIG_PASSPHRASE, then run make up again")
+        if not outputs:
+            raise Failed(f"the stack {self.stack} has no outputs after the update (no deployed mesh): run make up")
+        settings, content = verify_cli.build_settings(verify_cli.parse_args(["--stack", self.stack]), outputs)
+        where = f"context {settings.context}" if settings.context else "kubectl's current context"
+        cluster = outputs.get("clusterName") or "of the stack"
+        with verify_cli.kubeconfig_file(content) if content else nullcontext(None) as path:
+            try:
+                done = verify_runner.Kubectl(runner, path, settings.context)("get", "--raw=/readyz", timeout=30)
+                said = doctor._first_line(done.stderr or done.stdout)
+            except verify_runner.ClusterUnreachable as error:
+                done, said = None, str(error)
+        if done is None or done.returncode != 0 or done.stdout.strip() != "ok":
+            raise Failed(f"the cluster {cluster} ({where}) does not answer through the stack's kubeconfig "
+                         f"({said or 'no answer'}): start it, or point cluster.kubeconfig/cluster.context at a "
+                         "running cluster, then run make up")
+
     def forget_what_went_with_the_cluster(self) -> None:
         self.say("pulumi refresh with deleteUnreachable: the state forgets the objects that were in the cluster")
         done = self.host.run_env(["pulumi", "refresh", "--yes", "--skip-preview", "--stack", self.stack],
@@ -187,6 +233,8 @@ class Repair:
         finding = self.find()
         recorded = finding.recorded
         if recorded is None:  # no kind cluster: not made yet, destroyed, or an existing cluster (not this tool's)
+            if mode == "answers":
+                self.answers_through_the_stacks_kubeconfig()
             return []
         name = recorded.name
         if finding.state == "broken":

@@ -7,6 +7,8 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +22,11 @@ CLUSTER = CONFIG.cluster.name
 CONTROL_PLANE, WORKERS = node_names(CONFIG.cluster)
 NODES = (CONTROL_PLANE, *WORKERS)
 URN = "urn:pulumi:dev::ambient-mesh::ambient-mesh:cluster:Cluster$command:local:Command::cluster-kind"
+NO_KIND_CLUSTER = json.dumps({"deployment": {"resources": []}})  # cluster.provider: existing, or nothing deployed
+# The outputs of a stack on an existing cluster (`pulumi stack output --json`): its kubeconfig and context.
+EXISTING_CONTEXT = "minikube"
+EXISTING_OUTPUTS: dict[str, Any] = {"kubeconfig": "apiVersion: v1\nkind: Config\n# the stack's own\n",
+                                    "clusterName": "minikube", "verify": {"context": EXISTING_CONTEXT}}
 
 
 def exported(urn: str = URN) -> str:
@@ -42,6 +49,9 @@ class Machine(repair.Host):
     envs: list[dict[str, str]] = field(default_factory=list)
     clock: float = 0.0
     readyz_calls: int = 0
+    outputs: dict[str, Any] = field(default_factory=dict)  # `pulumi stack output --json`
+    answering: bool = True  # the existing cluster's API server, through kubectl
+    kubeconfigs: list[str] = field(default_factory=list)  # what each kubectl --kubeconfig file held
 
     def run(self, argv: Sequence[str], timeout: float = 30.0) -> Result:
         self.ran.append(list(argv))
@@ -58,6 +68,13 @@ class Machine(repair.Host):
         if argv[:2] == ["docker", "start"]:
             self.containers.update({n: "running" for n in argv[2:]})
             return Result(0)
+        if words == "pulumi stack output":
+            return Result(0, json.dumps(self.outputs))
+        if argv[0] == "kubectl":
+            if "--kubeconfig" in argv:
+                self.kubeconfigs.append(Path(argv[argv.index("--kubeconfig") + 1]).read_text(encoding="utf-8"))
+            return Result(0, "ok") if self.answering else Result(
+                1, "", "Unable to connect to the server: dial tcp 192.168.49.2:8443: connect: no route to host")
         if argv[:2] == ["docker", "exec"]:
             self.readyz_calls += 1
             up = self.containers.get(argv[2]) == "running" and self.readyz_calls > self.ready_after
@@ -100,11 +117,31 @@ def test_the_state_names_the_cluster_and_its_nodes() -> None:
     assert repair.recorded_cluster({"deployment": {"resources": []}}) is None
 
 
-@pytest.mark.parametrize("mode", repair.MODES)
+@pytest.mark.parametrize("mode", [m for m in repair.MODES if m != "answers"])
 def test_no_recorded_cluster_nothing_to_do(mode: str) -> None:
-    for machine in (Machine(export=None), Machine(export=json.dumps({"deployment": {"resources": []}}))):
+    for machine in (Machine(export=None), Machine(export=NO_KIND_CLUSTER)):
         assert run(machine, mode)[:2] == (0, "")
         assert not refreshed(machine) and not [a for a in machine.ran if a[0] in ("kind", "docker")]
+
+
+def test_after_the_update_an_existing_cluster_must_answer_through_the_stacks_own_kubeconfig() -> None:
+    """cluster.provider existing: no kind cluster in the state, so /readyz is asked through the stack's kubeconfig
+    output and context (as verify reads them), never through whatever kubectl's current context is."""
+    machine = Machine(export=NO_KIND_CLUSTER, outputs=EXISTING_OUTPUTS)
+    assert run(machine, "answers")[:2] == (0, "")
+    [kubectl] = [a for a in machine.ran if a[0] == "kubectl"]
+    assert kubectl[3:] == ["--context", EXISTING_CONTEXT, "get", "--raw=/readyz"]
+    assert machine.kubeconfigs == [EXISTING_OUTPUTS["kubeconfig"]]
+    silent = Machine(export=NO_KIND_CLUSTER, outputs=EXISTING_OUTPUTS, answering=False)
+    code, _, said = run(silent, "answers")
+    assert code == 1 and len(said) == 1 and "\n" not in said[0]
+    assert said[0].startswith(f"the cluster {EXISTING_OUTPUTS['clusterName']} (context "
+                              f"{EXISTING_CONTEXT}) does not answer") and "make up" in said[0]
+
+
+def test_after_the_update_a_stack_without_outputs_fails() -> None:
+    code, _, said = run(Machine(export=NO_KIND_CLUSTER, outputs={}), "answers")
+    assert code == 1 and "has no outputs" in said[-1] and "make up" in said[-1]
 
 
 def test_a_running_cluster_is_left_alone_once_its_api_answers() -> None:
