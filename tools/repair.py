@@ -9,7 +9,9 @@
 It reads the stack's state (`pulumi stack export`: the kind cluster's command, which names the cluster and its nodes)
 and Docker (the node containers kind labels with the cluster's name), and finds one of:
 - running: every node runs; it waits for the API server (Docker restarted: the nodes come back, kubelet follows).
-- stopped: every node is there, some stopped (Docker restarted without them): `docker start`, then as running.
+  For `destroy`, an API server that never answers is no way out: `kind delete cluster`, then as gone.
+- stopped: every node is there, some stopped (Docker restarted without them): `docker start`, then as running
+  (`preview` too, so that it compares against a live cluster).
 - gone: no node is left (`kind delete cluster`, Docker reset or its data wiped): `pulumi refresh` with the kubernetes
   provider's deleteUnreachable, so the state forgets the objects that went with the cluster (commands have no read
   and stay); `up` then replaces the cluster's command, and everything in the cluster is created again.
@@ -177,18 +179,19 @@ class Repair:
 
     # --- what it does -----------------------------------------------------------------------------------------
 
-    def wait_ready(self, finding: Finding, seconds: float = READY_SECONDS) -> bool:
-        """Until the API server of the cluster's control plane answers /readyz, for at most `seconds`."""
+    def wait_ready(self, finding: Finding, seconds: float = READY_SECONDS) -> float | None:
+        """Until the API server of the cluster's control plane answers /readyz, for at most `seconds`; None once it
+        answers, else the seconds it waited."""
         assert finding.recorded is not None
         control_plane = finding.recorded.nodes[0]
-        deadline = self.host.now() + seconds
+        started = self.host.now()
         while True:
             done = self.host.run(["docker", "exec", control_plane, "kubectl", "--kubeconfig=/etc/kubernetes/admin.conf",
                                   "get", "--raw=/readyz"], timeout=30)
             if done.returncode == 0 and done.stdout.strip() == "ok":
-                return True
-            if self.host.now() >= deadline:
-                return False
+                return None
+            if self.host.now() - started >= seconds:
+                return self.host.now() - started
             self.host.sleep(3)
 
     def answers_through_the_stacks_kubeconfig(self) -> None:
@@ -253,27 +256,39 @@ class Repair:
                 raise Failed(f"the kind cluster {name} does not exist: run make up")
             if finding.missing == recorded.nodes and mode != "destroy":
                 self.say(f"the kind cluster {name} this stack created is gone (no node container is left)")
-            if mode == "preview":
-                self.say("make up creates it again, with everything in it")
-                return ["--refresh", f"--replace={recorded.urn}"]
-            self.forget_what_went_with_the_cluster()
-            if mode == "destroy":
-                self.say(f"the kind cluster {name} is already gone: the destroy deletes what is left in the state")
-                return []
-            self.say(f"creating the kind cluster {name} again, and everything in it")
-            return [f"--replace={recorded.urn}"]
+            return self.gone(recorded, mode)
         if finding.state == "stopped":
+            # Preview too: it then compares against the live cluster that make up would find.
             self.say(f"the kind cluster {name}'s node(s) {', '.join(finding.stopped)} are stopped (Docker restarted "
                      "without them): starting them")
-            if mode == "preview":
-                return []
             done = self.host.run(["docker", "start", *finding.stopped], timeout=120)
             if done.returncode != 0:
                 raise Failed(f"`docker start {' '.join(finding.stopped)}` failed ({doctor._first_line(done.stderr)})")
-        if not self.wait_ready(finding, READY_SECONDS if mode != "preview" else 10):
-            raise Failed(f"the API server of the kind cluster {name} does not answer within {READY_SECONDS} s: "
-                         "make diagnose says why; make destroy && make up makes the cluster anew")
-        return []
+        waited = self.wait_ready(finding, READY_SECONDS)
+        if waited is None:
+            return []
+        if mode == "destroy":
+            # Pulumi cannot delete through a silent API server, and the destroy would delete the cluster anyway.
+            self.say(f"the API server of the kind cluster {name} does not answer within {waited:.0f} s: deleting the "
+                     f"cluster (kind delete cluster --name {name}), then the destroy goes on as with a cluster gone")
+            self.delete_cluster(name)
+            return self.gone(recorded, mode)
+        raise Failed(f"the API server of the kind cluster {name} does not answer within {waited:.0f} s: "
+                     "make diagnose says why; make destroy (it deletes a cluster that does not answer) && make up "
+                     "makes the cluster anew")
+
+    def gone(self, recorded: Recorded, mode: str) -> list[str]:
+        """The recorded cluster has no node left: the state forgets what went with it; up replaces it."""
+        name = recorded.name
+        if mode == "preview":
+            self.say("make up creates it again, with everything in it")
+            return ["--refresh", f"--replace={recorded.urn}"]
+        self.forget_what_went_with_the_cluster()
+        if mode == "destroy":
+            self.say(f"the kind cluster {name} is already gone: the destroy deletes what is left in the state")
+            return []
+        self.say(f"creating the kind cluster {name} again, and everything in it")
+        return [f"--replace={recorded.urn}"]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

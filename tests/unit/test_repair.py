@@ -49,6 +49,7 @@ class Machine(repair.Host):
     envs: list[dict[str, str]] = field(default_factory=list)
     clock: float = 0.0
     readyz_calls: int = 0
+    exec_seconds: float = 0.0  # how long each `docker exec` of /readyz takes (a silent API server: kubectl's timeout)
     outputs: dict[str, Any] = field(default_factory=dict)  # `pulumi stack output --json`
     answering: bool = True  # the existing cluster's API server, through kubectl
     kubeconfigs: list[str] = field(default_factory=list)  # what each kubectl --kubeconfig file held
@@ -76,6 +77,7 @@ class Machine(repair.Host):
             return Result(0, "ok") if self.answering else Result(
                 1, "", "Unable to connect to the server: dial tcp 192.168.49.2:8443: connect: no route to host")
         if argv[:2] == ["docker", "exec"]:
+            self.clock += self.exec_seconds
             self.readyz_calls += 1
             up = self.containers.get(argv[2]) == "running" and self.readyz_calls > self.ready_after
             return Result(0, "ok") if up else Result(1, "", "The connection to the server was refused")
@@ -165,6 +167,36 @@ def test_stopped_nodes_are_started_then_awaited() -> None:
     assert (code, args) == (0, "")
     assert ["docker", "start", CONTROL_PLANE, WORKERS[0]] in machine.ran
     assert any("stopped" in line for line in said) and not refreshed(machine)
+
+
+def test_preview_starts_stopped_nodes_and_waits_for_the_api_as_up_does() -> None:
+    """So that the preview compares against a live cluster, not one that answers nothing."""
+    machine = Machine(containers={CONTROL_PLANE: "exited", WORKERS[0]: "running", WORKERS[1]: "running"},
+                      ready_after=4)
+    assert run(machine, "preview")[:2] == (0, "")
+    assert ["docker", "start", CONTROL_PLANE] in machine.ran
+    assert machine.readyz_calls == 5 and not refreshed(machine)
+
+
+def test_the_wait_for_the_api_says_how_long_it_really_waited() -> None:
+    # Each /readyz try takes kubectl's 30 s: the wait ends past READY_SECONDS, and says so.
+    machine = Machine(containers={CONTROL_PLANE: "exited", WORKERS[0]: "running", WORKERS[1]: "running"},
+                      ready_after=10 ** 6, exec_seconds=30)
+    code, _, said = run(machine, "preview")
+    assert code == 1 and machine.clock >= repair.READY_SECONDS
+    assert f"does not answer within {machine.clock:.0f} s" in said[-1]
+
+
+def test_destroy_deletes_a_cluster_whose_api_never_answers_then_goes_on_as_gone() -> None:
+    """The nodes run, the API server never answers: Pulumi cannot delete through it, so the destroy must not wait
+    for it (`make destroy && make up` would be no way out)."""
+    machine = Machine(ready_after=10 ** 6)
+    code, args, said = run(machine, "destroy")
+    assert (code, args) == (0, "")
+    delete = machine.ran.index(["kind", "delete", "cluster", "--name", CLUSTER])
+    refresh = next(i for i, a in enumerate(machine.ran) if a[:2] == ["pulumi", "refresh"])
+    assert delete < refresh and machine.envs == [repair.DELETE_UNREACHABLE]
+    assert any("does not answer" in line and "kind delete cluster" in line for line in said)
 
 
 def test_a_vanished_cluster_is_forgotten_by_refresh_and_replaced_by_up() -> None:
