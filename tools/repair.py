@@ -2,7 +2,7 @@
 `make up`, `make preview` and `make destroy` run Pulumi — and, after `make up`, whether the cluster answers.
 
     python -m tools.repair --stack dev up         # repairs; prints the arguments `pulumi up` needs (--replace=...)
-    python -m tools.repair --stack dev preview    # changes nothing; prints what `pulumi preview` needs to show it
+    python -m tools.repair --stack dev preview    # starts stopped nodes only; prints what `pulumi preview` needs
     python -m tools.repair --stack dev destroy    # repairs what `pulumi destroy` cannot get through
     python -m tools.repair --stack dev answers    # fails unless the stack's cluster (kind or existing) answers
 
