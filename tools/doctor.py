@@ -459,12 +459,19 @@ class Doctor:
         return checks
 
     def mapped_host_ports(self, cluster: str) -> set[int] | None:
-        """The host ports the cluster's control plane publishes (kind's extraPortMappings and its API server);
+        """The host ports the cluster's control plane publishes (kind's extraPortMappings and its API server), from
+        its configuration: `docker port` lists nothing for a stopped container, so its own port would look moved.
         None when Docker cannot say."""
-        result = self.host.run(["docker", "port", f"{cluster}-control-plane"])
+        result = self.host.run(["docker", "inspect", "--format", "{{json .HostConfig.PortBindings}}",
+                                f"{cluster}-control-plane"])
         if result.returncode != 0:
             return None
-        return {int(m.group(1)) for line in result.stdout.splitlines() if (m := re.search(r":(\d+)\s*$", line))}
+        try:
+            bindings = json.loads(result.stdout) or {}
+        except ValueError:
+            return None
+        return {int(port) for bound in bindings.values() for binding in bound or []
+                if (port := str(binding.get("HostPort") or "")).isdigit() and int(port) > 0}
 
     def run(self, skipped: Sequence[str] = ()) -> list[Check]:
         kind = self.facts.provider == "kind"

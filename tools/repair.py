@@ -2,20 +2,24 @@
 `make up`, `make preview` and `make destroy` run Pulumi — and, after `make up`, whether the cluster answers.
 
     python -m tools.repair --stack dev up         # repairs; prints the arguments `pulumi up` needs (--replace=...)
-    python -m tools.repair --stack dev preview    # changes nothing; prints what `pulumi preview` needs to show it
+    python -m tools.repair --stack dev preview    # starts stopped nodes only; prints what `pulumi preview` needs
     python -m tools.repair --stack dev destroy    # repairs what `pulumi destroy` cannot get through
-    python -m tools.repair --stack dev answers    # fails unless the stack's kind cluster runs and answers
+    python -m tools.repair --stack dev answers    # fails unless the stack's cluster (kind or existing) answers
 
 It reads the stack's state (`pulumi stack export`: the kind cluster's command, which names the cluster and its nodes)
 and Docker (the node containers kind labels with the cluster's name), and finds one of:
 - running: every node runs; it waits for the API server (Docker restarted: the nodes come back, kubelet follows).
-- stopped: every node is there, some stopped (Docker restarted without them): `docker start`, then as running.
+  For `destroy`, an API server that never answers is no way out: `kind delete cluster`, then as gone.
+- stopped: every node is there, some stopped (Docker restarted without them): `docker start`, then as running
+  (`preview` too, so that it compares against a live cluster).
 - gone: no node is left (`kind delete cluster`, Docker reset or its data wiped): `pulumi refresh` with the kubernetes
   provider's deleteUnreachable, so the state forgets the objects that went with the cluster (commands have no read
   and stay); `up` then replaces the cluster's command, and everything in the cluster is created again.
 - broken: some nodes are missing (removed by hand; kind cannot add one to a cluster): `kind delete cluster` of the
   stack's own cluster, then as gone.
-Pulumi's own commands do all of it; the state is never edited by hand. Messages go to stderr; stdout carries only the
+No kind cluster in the state (`cluster.provider: existing`): `answers` asks /readyz through the stack's own
+kubeconfig output and context, as verify reads them. Pulumi's own commands do all of it; the state is never edited
+by hand. Messages go to stderr; stdout carries only the
 arguments for Pulumi, one a line.
 """
 
@@ -28,11 +32,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from tools import doctor
 from tools.doctor import Result
+from tools.verify import cli as verify_cli
+from tools.verify import runner as verify_runner
 
 CLUSTER_URN_SUFFIX = "::cluster-kind"
 KIND_LABEL = "io.x-k8s.kind.cluster"
@@ -60,6 +67,23 @@ class Host(doctor.Host):
 
     def now(self) -> float:
         return time.monotonic()
+
+
+class AsVerifyRunner:
+    """The repair's host as verify's Runner: verify's own way to read the stack's outputs and to call kubectl."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+
+    def run(self, argv: Sequence[str], timeout: float = 60.0) -> verify_runner.Result:
+        done = self.host.run(argv, timeout=timeout)
+        return verify_runner.Result(tuple(argv), done.returncode, done.stdout, done.stderr)
+
+    def http_get(self, url: str, timeout: float = 10.0) -> verify_runner.HttpResult:
+        raise NotImplementedError("the repair asks no HTTP")
+
+    def sleep(self, seconds: float) -> None:
+        self.host.sleep(seconds)
 
 
 @dataclass(frozen=True)
@@ -155,19 +179,44 @@ class Repair:
 
     # --- what it does -----------------------------------------------------------------------------------------
 
-    def wait_ready(self, finding: Finding, seconds: float = READY_SECONDS) -> bool:
-        """Until the API server of the cluster's control plane answers /readyz, for at most `seconds`."""
+    def wait_ready(self, finding: Finding, seconds: float = READY_SECONDS) -> float | None:
+        """Until the API server of the cluster's control plane answers /readyz, for at most `seconds`; None once it
+        answers, else the seconds it waited."""
         assert finding.recorded is not None
         control_plane = finding.recorded.nodes[0]
-        deadline = self.host.now() + seconds
+        started = self.host.now()
         while True:
             done = self.host.run(["docker", "exec", control_plane, "kubectl", "--kubeconfig=/etc/kubernetes/admin.conf",
                                   "get", "--raw=/readyz"], timeout=30)
             if done.returncode == 0 and done.stdout.strip() == "ok":
-                return True
-            if self.host.now() >= deadline:
-                return False
+                return None
+            if self.host.now() - started >= seconds:
+                return self.host.now() - started
             self.host.sleep(3)
+
+    def answers_through_the_stacks_kubeconfig(self) -> None:
+        """A cluster the state records no kind cluster for (`cluster.provider: existing`): /readyz through the
+        stack's own kubeconfig output and context, read as verify reads them."""
+        runner = AsVerifyRunner(self.host)
+        outputs = verify_cli.stack_outputs(runner, self.stack)
+        if outputs is None:
+            raise Failed(f"`pulumi stack output --stack {self.stack}` failed: export the stack's "
+                         "PULUMI_CONFIG_PASSPHRASE, then run make up again")
+        if not outputs:
+            raise Failed(f"the stack {self.stack} has no outputs after the update (no deployed mesh): run make up")
+        settings, content = verify_cli.build_settings(verify_cli.parse_args(["--stack", self.stack]), outputs)
+        where = f"context {settings.context}" if settings.context else "kubectl's current context"
+        cluster = outputs.get("clusterName") or "of the stack"
+        with verify_cli.kubeconfig_file(content) if content else nullcontext(None) as path:
+            try:
+                done = verify_runner.Kubectl(runner, path, settings.context)("get", "--raw=/readyz", timeout=30)
+                said = doctor._first_line(done.stderr or done.stdout)
+            except verify_runner.ClusterUnreachable as error:
+                done, said = None, str(error)
+        if done is None or done.returncode != 0 or done.stdout.strip() != "ok":
+            raise Failed(f"the cluster {cluster} ({where}) does not answer through the stack's kubeconfig "
+                         f"({said or 'no answer'}): start it, or point cluster.kubeconfig/cluster.context at a "
+                         "running cluster, then run make up")
 
     def forget_what_went_with_the_cluster(self) -> None:
         self.say("pulumi refresh with deleteUnreachable: the state forgets the objects that were in the cluster")
@@ -187,6 +236,8 @@ class Repair:
         finding = self.find()
         recorded = finding.recorded
         if recorded is None:  # no kind cluster: not made yet, destroyed, or an existing cluster (not this tool's)
+            if mode == "answers":
+                self.answers_through_the_stacks_kubeconfig()
             return []
         name = recorded.name
         if finding.state == "broken":
@@ -205,27 +256,39 @@ class Repair:
                 raise Failed(f"the kind cluster {name} does not exist: run make up")
             if finding.missing == recorded.nodes and mode != "destroy":
                 self.say(f"the kind cluster {name} this stack created is gone (no node container is left)")
-            if mode == "preview":
-                self.say("make up creates it again, with everything in it")
-                return ["--refresh", f"--replace={recorded.urn}"]
-            self.forget_what_went_with_the_cluster()
-            if mode == "destroy":
-                self.say(f"the kind cluster {name} is already gone: the destroy deletes what is left in the state")
-                return []
-            self.say(f"creating the kind cluster {name} again, and everything in it")
-            return [f"--replace={recorded.urn}"]
+            return self.gone(recorded, mode)
         if finding.state == "stopped":
+            # Preview too: it then compares against the live cluster that make up would find.
             self.say(f"the kind cluster {name}'s node(s) {', '.join(finding.stopped)} are stopped (Docker restarted "
                      "without them): starting them")
-            if mode == "preview":
-                return []
             done = self.host.run(["docker", "start", *finding.stopped], timeout=120)
             if done.returncode != 0:
                 raise Failed(f"`docker start {' '.join(finding.stopped)}` failed ({doctor._first_line(done.stderr)})")
-        if not self.wait_ready(finding, READY_SECONDS if mode != "preview" else 10):
-            raise Failed(f"the API server of the kind cluster {name} does not answer within {READY_SECONDS} s: "
-                         "make diagnose says why; make destroy && make up makes the cluster anew")
-        return []
+        waited = self.wait_ready(finding, READY_SECONDS)
+        if waited is None:
+            return []
+        if mode == "destroy":
+            # Pulumi cannot delete through a silent API server, and the destroy would delete the cluster anyway.
+            self.say(f"the API server of the kind cluster {name} does not answer within {waited:.0f} s: deleting the "
+                     f"cluster (kind delete cluster --name {name}), then the destroy goes on as with a cluster gone")
+            self.delete_cluster(name)
+            return self.gone(recorded, mode)
+        raise Failed(f"the API server of the kind cluster {name} does not answer within {waited:.0f} s: "
+                     "make diagnose says why; make destroy (it deletes a cluster that does not answer) && make up "
+                     "makes the cluster anew")
+
+    def gone(self, recorded: Recorded, mode: str) -> list[str]:
+        """The recorded cluster has no node left: the state forgets what went with it; up replaces it."""
+        name = recorded.name
+        if mode == "preview":
+            self.say("make up creates it again, with everything in it")
+            return ["--refresh", f"--replace={recorded.urn}"]
+        self.forget_what_went_with_the_cluster()
+        if mode == "destroy":
+            self.say(f"the kind cluster {name} is already gone: the destroy deletes what is left in the state")
+            return []
+        self.say(f"creating the kind cluster {name} again, and everything in it")
+        return [f"--replace={recorded.urn}"]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -48,9 +48,12 @@ class FakeHost(doctor.Host):
     modules: set[str] = field(default_factory=lambda: {"venv", "ensurepip"})
     export: str | None = None
     ran: list[list[str]] = field(default_factory=list)
-    # `docker port <node>`: what each node container publishes (kind's control plane: the ingress and the API).
-    ports: dict[str, str] = field(default_factory=lambda: {
-        "ambient-control-plane": "30080/tcp -> 127.0.0.1:8080\n6443/tcp -> 127.0.0.1:41234\n"})
+    # What each node container is configured to publish (HostConfig.PortBindings; kind's control plane: the ingress
+    # and the API server), and the containers that are stopped (`docker port` lists nothing for those).
+    ports: dict[str, dict[str, list[dict[str, str]]]] = field(default_factory=lambda: {"ambient-control-plane": {
+        "30080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}],
+        "6443/tcp": [{"HostIp": "127.0.0.1", "HostPort": "41234"}]}})
+    stopped: set[str] = field(default_factory=set)
     # Running kind node containers: name -> (their cluster, `docker stats` memory use).
     kind_nodes: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -65,8 +68,14 @@ class FakeHost(doctor.Host):
             return Result(0, "".join(f"{n}\t{c}\n" for n, (c, _) in self.kind_nodes.items()))
         if list(argv[:2]) == ["docker", "stats"]:
             return Result(0, "".join(f"{n}\t{self.kind_nodes[n][1]} / 16GiB\n" for n in argv[5:]))
+        if list(argv[:2]) in (["docker", "port"], ["docker", "inspect"]) and argv[-1] not in self.ports:
+            return Result(1, "", f"Error: No such container: {argv[-1]}")
         if list(argv[:2]) == ["docker", "port"]:
-            return Result(0, self.ports[argv[2]]) if argv[2] in self.ports else Result(1, "", "No such container")
+            published = {} if argv[-1] in self.stopped else self.ports[argv[-1]]
+            return Result(0, "".join(f"{inside} -> {b['HostIp']}:{b['HostPort']}\n"
+                                     for inside, bound in published.items() for b in bound))
+        if list(argv[:2]) == ["docker", "inspect"]:
+            return Result(0, json.dumps(self.ports[argv[-1]]) + "\n")
         if list(argv[:3]) == ["pulumi", "stack", "export"]:
             return Result(0, self.export) if self.export is not None else Result(255, "", "no stack named 'dev'")
         return Result(0, self.tools[tool])
@@ -315,6 +324,19 @@ def test_a_new_host_port_for_the_stacks_cluster_must_be_free_before_anything_is_
     assert only(FakeHost(clusters=["ambient"]), "host-port", owned).status == "ok"  # 9090 free: the move can go
     # Docker cannot say what the cluster maps: left to kind, as before.
     assert only(FakeHost(clusters=["ambient"], taken={9090}, ports={}), "host-port", owned).status == "skip"
+
+
+def test_a_stopped_clusters_own_port_is_still_its_own() -> None:
+    """Docker restarted without the nodes: the stopped control plane publishes nothing now, yet it keeps its
+    configured port, so the stack's port has not moved (the update keeps the cluster)."""
+    owned = replace(FACTS, cluster_owned=True)
+    stopped = FakeHost(clusters=["ambient"], stopped={"ambient-control-plane"})
+    check = only(stopped, "host-port", owned)
+    assert check.status == "skip" and check.detail.endswith("the existing cluster's")
+    # Moved to a taken port, the stopped cluster is refused as a running one is.
+    moved = failed(FakeHost(clusters=["ambient"], taken={9090}, stopped={"ambient-control-plane"}), "host-port",
+                   replace(owned, host_port=9090))
+    assert "would delete it and then fail to create the new one" in moved.detail
 
 
 def test_an_existing_cluster_needs_no_docker_or_kind() -> None:

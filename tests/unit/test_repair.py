@@ -1,17 +1,22 @@
 """A laptop's second day (tools/repair.py): each situation on a fake machine — what the state records, what Docker
-has — and what the repair runs for `up`, `preview`, `destroy` and after an update."""
+has — and what the repair runs for `up`, `preview`, `destroy` and after an update; then the Makefile around it."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import stat
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from components.model.kind import kind_config, node_names
-from tests.conftest import base_config
+from tests.conftest import REPO, base_config
 from tools import repair
 from tools.doctor import Result
 
@@ -20,6 +25,11 @@ CLUSTER = CONFIG.cluster.name
 CONTROL_PLANE, WORKERS = node_names(CONFIG.cluster)
 NODES = (CONTROL_PLANE, *WORKERS)
 URN = "urn:pulumi:dev::ambient-mesh::ambient-mesh:cluster:Cluster$command:local:Command::cluster-kind"
+NO_KIND_CLUSTER = json.dumps({"deployment": {"resources": []}})  # cluster.provider: existing, or nothing deployed
+# The outputs of a stack on an existing cluster (`pulumi stack output --json`): its kubeconfig and context.
+EXISTING_CONTEXT = "minikube"
+EXISTING_OUTPUTS: dict[str, Any] = {"kubeconfig": "apiVersion: v1\nkind: Config\n# the stack's own\n",
+                                    "clusterName": "minikube", "verify": {"context": EXISTING_CONTEXT}}
 
 
 def exported(urn: str = URN) -> str:
@@ -42,6 +52,10 @@ class Machine(repair.Host):
     envs: list[dict[str, str]] = field(default_factory=list)
     clock: float = 0.0
     readyz_calls: int = 0
+    exec_seconds: float = 0.0  # how long each `docker exec` of /readyz takes (a silent API server: kubectl's timeout)
+    outputs: dict[str, Any] = field(default_factory=dict)  # `pulumi stack output --json`
+    answering: bool = True  # the existing cluster's API server, through kubectl
+    kubeconfigs: list[str] = field(default_factory=list)  # what each kubectl --kubeconfig file held
 
     def run(self, argv: Sequence[str], timeout: float = 30.0) -> Result:
         self.ran.append(list(argv))
@@ -58,7 +72,15 @@ class Machine(repair.Host):
         if argv[:2] == ["docker", "start"]:
             self.containers.update({n: "running" for n in argv[2:]})
             return Result(0)
+        if words == "pulumi stack output":
+            return Result(0, json.dumps(self.outputs))
+        if argv[0] == "kubectl":
+            if "--kubeconfig" in argv:
+                self.kubeconfigs.append(Path(argv[argv.index("--kubeconfig") + 1]).read_text(encoding="utf-8"))
+            return Result(0, "ok") if self.answering else Result(
+                1, "", "Unable to connect to the server: dial tcp 192.168.49.2:8443: connect: no route to host")
         if argv[:2] == ["docker", "exec"]:
+            self.clock += self.exec_seconds
             self.readyz_calls += 1
             up = self.containers.get(argv[2]) == "running" and self.readyz_calls > self.ready_after
             return Result(0, "ok") if up else Result(1, "", "The connection to the server was refused")
@@ -100,11 +122,31 @@ def test_the_state_names_the_cluster_and_its_nodes() -> None:
     assert repair.recorded_cluster({"deployment": {"resources": []}}) is None
 
 
-@pytest.mark.parametrize("mode", repair.MODES)
+@pytest.mark.parametrize("mode", [m for m in repair.MODES if m != "answers"])
 def test_no_recorded_cluster_nothing_to_do(mode: str) -> None:
-    for machine in (Machine(export=None), Machine(export=json.dumps({"deployment": {"resources": []}}))):
+    for machine in (Machine(export=None), Machine(export=NO_KIND_CLUSTER)):
         assert run(machine, mode)[:2] == (0, "")
         assert not refreshed(machine) and not [a for a in machine.ran if a[0] in ("kind", "docker")]
+
+
+def test_after_the_update_an_existing_cluster_must_answer_through_the_stacks_own_kubeconfig() -> None:
+    """cluster.provider existing: no kind cluster in the state, so /readyz is asked through the stack's kubeconfig
+    output and context (as verify reads them), never through whatever kubectl's current context is."""
+    machine = Machine(export=NO_KIND_CLUSTER, outputs=EXISTING_OUTPUTS)
+    assert run(machine, "answers")[:2] == (0, "")
+    [kubectl] = [a for a in machine.ran if a[0] == "kubectl"]
+    assert kubectl[3:] == ["--context", EXISTING_CONTEXT, "get", "--raw=/readyz"]
+    assert machine.kubeconfigs == [EXISTING_OUTPUTS["kubeconfig"]]
+    silent = Machine(export=NO_KIND_CLUSTER, outputs=EXISTING_OUTPUTS, answering=False)
+    code, _, said = run(silent, "answers")
+    assert code == 1 and len(said) == 1 and "\n" not in said[0]
+    assert said[0].startswith(f"the cluster {EXISTING_OUTPUTS['clusterName']} (context "
+                              f"{EXISTING_CONTEXT}) does not answer") and "make up" in said[0]
+
+
+def test_after_the_update_a_stack_without_outputs_fails() -> None:
+    code, _, said = run(Machine(export=NO_KIND_CLUSTER, outputs={}), "answers")
+    assert code == 1 and "has no outputs" in said[-1] and "make up" in said[-1]
 
 
 def test_a_running_cluster_is_left_alone_once_its_api_answers() -> None:
@@ -128,6 +170,36 @@ def test_stopped_nodes_are_started_then_awaited() -> None:
     assert (code, args) == (0, "")
     assert ["docker", "start", CONTROL_PLANE, WORKERS[0]] in machine.ran
     assert any("stopped" in line for line in said) and not refreshed(machine)
+
+
+def test_preview_starts_stopped_nodes_and_waits_for_the_api_as_up_does() -> None:
+    """So that the preview compares against a live cluster, not one that answers nothing."""
+    machine = Machine(containers={CONTROL_PLANE: "exited", WORKERS[0]: "running", WORKERS[1]: "running"},
+                      ready_after=4)
+    assert run(machine, "preview")[:2] == (0, "")
+    assert ["docker", "start", CONTROL_PLANE] in machine.ran
+    assert machine.readyz_calls == 5 and not refreshed(machine)
+
+
+def test_the_wait_for_the_api_says_how_long_it_really_waited() -> None:
+    # Each /readyz try takes kubectl's 30 s: the wait ends past READY_SECONDS, and says so.
+    machine = Machine(containers={CONTROL_PLANE: "exited", WORKERS[0]: "running", WORKERS[1]: "running"},
+                      ready_after=10 ** 6, exec_seconds=30)
+    code, _, said = run(machine, "preview")
+    assert code == 1 and machine.clock >= repair.READY_SECONDS
+    assert f"does not answer within {machine.clock:.0f} s" in said[-1]
+
+
+def test_destroy_deletes_a_cluster_whose_api_never_answers_then_goes_on_as_gone() -> None:
+    """The nodes run, the API server never answers: Pulumi cannot delete through it, so the destroy must not wait
+    for it (`make destroy && make up` would be no way out)."""
+    machine = Machine(ready_after=10 ** 6)
+    code, args, said = run(machine, "destroy")
+    assert (code, args) == (0, "")
+    delete = machine.ran.index(["kind", "delete", "cluster", "--name", CLUSTER])
+    refresh = next(i for i, a in enumerate(machine.ran) if a[:2] == ["pulumi", "refresh"])
+    assert delete < refresh and machine.envs == [repair.DELETE_UNREACHABLE]
+    assert any("does not answer" in line and "kind delete cluster" in line for line in said)
 
 
 def test_a_vanished_cluster_is_forgotten_by_refresh_and_replaced_by_up() -> None:
@@ -181,3 +253,82 @@ def test_main_prints_only_pulumis_arguments_on_stdout() -> None:
     out = io.StringIO()
     assert repair.main(["up", "--stack", "dev"], Machine(containers={}), out) == 0
     assert out.getvalue() == f"--replace={URN}\n"
+
+
+# --- the Makefile around the repair: fake python (doctor, repair) and pulumi on PATH ---------------------------
+
+RECORDER = '#!/bin/sh\necho "$(basename "$0") $* [unreachable=$PULUMI_K8S_DELETE_UNREACHABLE]" >> "$LOG"\n'
+# The repair's stdout (REPAIR_OUT) is what the Makefile hands to Pulumi; REPAIR_RC / ANSWERS_RC its exit codes.
+FAKE_PYTHON = RECORDER + '''case "$*" in
+  *"tools.repair answers"*) exit "${ANSWERS_RC:-0}";;
+  *tools.repair*) [ -n "$REPAIR_OUT" ] && printf '%s\\n' "$REPAIR_OUT"; exit "${REPAIR_RC:-0}";;
+esac
+'''
+
+
+@pytest.fixture
+def make(tmp_path: Path) -> Any:
+    venv, bin_dir, log = tmp_path / "venv", tmp_path / "bin", tmp_path / "log"
+    (venv / "bin").mkdir(parents=True)
+    bin_dir.mkdir()
+    for path, body in {venv / "bin" / "python": FAKE_PYTHON, venv / "bin" / "pip": RECORDER,
+                       bin_dir / "pulumi": RECORDER}.items():
+        path.write_text(body)
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    base = {k: v for k, v in os.environ.items() if k not in ("PULUMI_BACKEND_URL", "PULUMI_K8S_DELETE_UNREACHABLE")}
+    env = {**base, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(log)}
+
+    def run(target: str, **extra: str) -> tuple[int, list[str]]:
+        log.write_text("")
+        done = subprocess.run(["make", "-s", target, f"VENV={venv}", f"STATE_DIR={tmp_path / 'state'}"], cwd=REPO,
+                              env={**env, **extra}, capture_output=True, text=True, timeout=60, check=False)
+        return done.returncode, log.read_text().splitlines()
+    return run
+
+
+def pulumi_calls(calls: list[str], verb: str) -> list[str]:
+    return [c for c in calls if c.startswith(f"pulumi {verb} ")]
+
+
+def repairs_arguments(machine: Machine, mode: str) -> str:
+    """What the real repair prints for Pulumi on this fake machine: the fake python prints the same."""
+    out = io.StringIO()
+    assert repair.main([mode, "--stack", "dev"], machine, out) == 0
+    return out.getvalue().strip()
+
+
+def test_make_up_hands_the_repairs_arguments_to_pulumi_up(make: Any) -> None:
+    replace = repairs_arguments(Machine(containers={}), "up")  # the cluster is gone: --replace=<its command>
+    code, calls = make("up", REPAIR_OUT=replace)
+    [up] = pulumi_calls(calls, "up")
+    assert code == 0 and up.split(" [")[0].split()[-1] == replace
+
+
+def test_make_up_stops_before_pulumi_when_the_repair_fails(make: Any) -> None:
+    code, calls = make("up", REPAIR_RC="1")
+    assert code != 0 and any("tools.repair up" in c for c in calls)
+    assert not pulumi_calls(calls, "up")
+
+
+def test_make_up_fails_when_the_cluster_does_not_answer_after_the_update(make: Any) -> None:
+    code, calls = make("up", ANSWERS_RC="1")
+    assert pulumi_calls(calls, "up") and "tools.repair answers" in calls[-1]
+    assert code != 0
+
+
+def test_make_preview_of_a_rebuild_lets_the_provider_forget_the_unreachable(make: Any) -> None:
+    rebuild = repairs_arguments(Machine(containers={}), "preview")  # --refresh, --replace=<the cluster's command>
+    code, calls = make("preview", REPAIR_OUT=rebuild)
+    [preview] = pulumi_calls(calls, "preview")
+    forgets = repair.DELETE_UNREACHABLE["PULUMI_K8S_DELETE_UNREACHABLE"]
+    assert code == 0 and preview.endswith(f"[unreachable={forgets}]")
+    assert all(argument in preview.split() for argument in rebuild.split())
+    code, calls = make("preview")  # nothing to rebuild: the provider's ordinary behaviour
+    [preview] = pulumi_calls(calls, "preview")
+    assert preview.endswith("[unreachable=]")
+
+
+def test_make_destroy_stops_before_pulumi_when_the_repair_fails(make: Any) -> None:
+    code, calls = make("destroy", REPAIR_RC="1")
+    assert code != 0 and any("tools.repair destroy" in c for c in calls)
+    assert not pulumi_calls(calls, "destroy")

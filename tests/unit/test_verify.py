@@ -933,6 +933,19 @@ def test_without_stack_outputs_or_a_target_verify_refuses_to_guess() -> None:
     assert verify.main(["--context", "kind-ambient", "--host-url", HOST_URL], runner=cluster, out=io.StringIO()) == 0
 
 
+def test_an_empty_stack_is_refused_not_verified_through_kubectls_current_context() -> None:
+    """After `make destroy` the stack's outputs are `{}`: verify must not fall back to someone else's cluster."""
+    cluster = FakeCluster(pulumi=Result((), 0, "{}"))
+    out = io.StringIO()
+    assert verify.main(["--stack", "dev", "--host-url", HOST_URL], runner=cluster, out=out) == 2
+    [line] = out.getvalue().splitlines()
+    assert line.startswith("verify: the stack dev has no outputs") and "make up" in line
+    assert not [c for c in cluster.calls if c[0] == "kubectl"]
+    # An explicit target still runs.
+    assert verify.main(["--stack", "dev", "--context", "kind-ambient", "--host-url", HOST_URL], runner=cluster,
+                       out=io.StringIO()) == 0
+
+
 def test_the_kubeconfig_can_come_from_an_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SMOKE_KUBECONFIG", KIND_KUBECONFIG)
     cluster = FakeCluster(pulumi=outputs())

@@ -194,6 +194,13 @@ def main(argv: Sequence[str] | None = None, runner: Runner | None = None, out: T
                   "PULUMI_CONFIG_PASSPHRASE unset) and no --context/--kubeconfig; run `make verify` with the stack "
                   "selected, or pass e.g. --context kind-ambient", file=out)
             return 2
+        if outputs == {} and not (args.context or args.kubeconfig):
+            # An empty stack (never deployed, or after `make destroy`): nothing of it to verify, and kubectl's
+            # current context is someone else's cluster.
+            print(f"verify: the stack {args.stack or '(selected)'} has no outputs (no deployed mesh, e.g. after "
+                  "make destroy): run make up first, or pass --context/--kubeconfig to verify another cluster",
+                  file=out)
+            return 2
     settings, content = build_settings(args, outputs)
     if args.kubeconfig_env and content is None and args.kubeconfig is None:
         print(f"verify: ${args.kubeconfig_env} is empty: using kubectl's own kubeconfig", file=out)
