@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from components.model import charts, specs
+from components.model.addons import requests as addon_requests
 from tests.conftest import GATEWAY_API_FIXTURE, STACK_FILES, stack_name
 from tools import render
 from tools.diff import report as formats
@@ -198,6 +200,96 @@ def test_a_change_in_only_the_zero_trust_stack(base: dict[str, Snapshot], tmp_pa
     assert "dev (Istio 1.31.1): no changes" in text
     assert "zero-trust (Istio 1.31.1): 1 to update, 1 to replace" in text
     assert "== dev" not in text and "REPLACED OR DELETED" not in text
+
+
+
+# --- the getting-started stack's own objects: the traffic split and the add-ons ---------------------------------
+
+GETTING_STARTED = "getting-started"
+
+
+def unchanged_elsewhere(report: Report, stack: str) -> None:
+    """Every stack but `stack` says "no changes": the change is that stack's config alone."""
+    others = [s for s in report.stacks if s.stack != stack]
+    assert others and all(not s.changes and not any(s.counts.values()) for s in others)
+
+
+def test_a_traffic_weight_on_the_getting_started_stack(base: dict[str, Snapshot], tmp_path: Path) -> None:
+    """reviews 90/10 becomes 80/20: the HTTPRoute the program registers for reviews is updated, its two weights and
+    nothing else; the check that counts the split runs again."""
+    before = base[GETTING_STARTED]
+    routes = {r.service: dict(r.weights) for r in before.config.traffic.routes}
+    shifted = {"v1": 80, "v2": 20}
+    assert routes["reviews"].keys() == shifted.keys() and routes["reviews"] != shifted  # the change is a real one
+    report = diff(base, tmp_path, {GETTING_STARTED: {"traffic": {"routes": {**routes, "reviews": shifted}}}})
+    # The route as the base registered it: its title, and its backends' weights, which are the stack file's.
+    [route] = [r for r in before.config.traffic.routes if r.service == "reviews"]
+    [component] = before.graph.of_type("ambient-mesh:traffic:TrafficRoutes")
+    children = {r.name for r in before.graph.children(component.name)}
+    [registered] = [i for i in before.items.values()
+                    if i.resource_name in children and i.kind == "HTTPRoute"
+                    and i.body["metadata"]["name"] == route.service]
+    version_of = {route.version_service(version): version for version in routes["reviews"]}
+    backends = [(n, ref) for n, rule in enumerate(registered.body["spec"]["rules"]) for ref in rule["backendRefs"]]
+    assert {version_of[ref["name"]]: ref["weight"] for _, ref in backends} == routes["reviews"]
+    expected = [f"~ spec.rules[{n}].backendRefs[name={ref['name']}].weight: {ref['weight']} → "
+                f"{shifted[version_of[ref['name']]]}" for n, ref in backends
+                if ref["weight"] != shifted[version_of[ref["name"]]]]
+    assert len(expected) == 2
+    assert ops(report, GETTING_STARTED) == {registered.title: "update", SMOKE: "replace"}
+    assert lines(report, GETTING_STARTED, registered.title) == expected
+    # The smoke check's triggers hold the split (verify checks it): it runs again, it deletes nothing.
+    assert all(line.startswith("~ triggers.traffic.routes[") for line in lines(report, GETTING_STARTED, SMOKE))
+    unchanged_elsewhere(report, GETTING_STARTED)
+    text = formats.text(report)
+    assert f"{GETTING_STARTED} (Istio {before.config.istio.version}): 1 to update, 1 to replace" in text
+    assert "REPLACED OR DELETED" not in text
+
+
+def images_of(body: dict[str, Any]) -> set[str]:
+    pod = ((body.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return {c["image"] for key in ("containers", "initContainers") for c in pod.get(key) or []}
+
+
+def test_an_add_on_switched_off_on_the_getting_started_stack(base: dict[str, Snapshot], tmp_path: Path) -> None:
+    """grafana dropped from observability.addons: every object the Observability component registered for grafana
+    is deleted, nothing else of the cluster's changes; its image leaves the pull and the load, its requests leave
+    the preflight's memory need."""
+    before = base[GETTING_STARTED]
+    addons = list(before.config.observability.addons)
+    assert "grafana" in addons
+    # What the program registered for grafana: the component's children it names <component>-grafana-<kind>-<name>.
+    [component] = before.graph.of_type("ambient-mesh:observability:Observability")
+    names = {r.name for r in before.graph.children(component.name) if r.name.startswith(f"{component.name}-grafana-")}
+    grafana = [i for i in before.items.values() if i.resource_name in names]
+    assert grafana and {i.resource_name for i in grafana} == names  # each registration rendered, as one file
+    without = [addon for addon in addons if addon != "grafana"]
+    report = diff(base, tmp_path, {GETTING_STARTED: {"observability": {"addons": without}}})
+    [stack] = [s for s in report.stacks if s.stack == GETTING_STARTED]
+    found = ops(report, GETTING_STARTED)
+    assert {title for title, op in found.items() if op == "delete"} == {i.title for i in grafana}
+    assert stack.counts["delete"] == len(grafana) and stack.counts["create"] == 0
+    # Besides the deletes, only what runs around the cluster: the check runs again (its triggers name the add-ons),
+    # the preflight, the pull and the load of the app's images.
+    assert {title: op for title, op in found.items() if op != "delete"} == {
+        SMOKE: "replace", "command cluster-preflight": "update", "command images-pull": "update",
+        "command images-load-app": "update"}
+    assert lines(report, GETTING_STARTED, SMOKE) == [
+        f"- triggers.observability.addons[{addons.index('grafana')}]: grafana"]
+    changes = {c.title: c for c in stack.changes}
+    images = set().union(*(images_of(i.body) for i in grafana))
+    assert images
+    for title in ("command images-pull", "command images-load-app"):
+        [field] = changes[title].fields
+        old, new = set(field.old.split()), set(field.new.split())
+        assert new < old and old - new == images
+    [field] = changes["command cluster-preflight"].fields
+    old_mib, new_mib = (int(re.findall(r"--need-memory-mib (\d+)", side)[0]) for side in (field.old, field.new))
+    assert old_mib - new_mib == addon_requests({"grafana": [i.body for i in grafana]})[1] > 0
+    unchanged_elsewhere(report, GETTING_STARTED)
+    text = formats.text(report)
+    for item_ in grafana:
+        assert f"{GETTING_STARTED}: DELETE {item_.title}" in text
 
 
 # --- the differ's rules on small objects ------------------------------------------------------------------------
