@@ -15,6 +15,7 @@ from typing import Any
 
 from components.model import images
 from tests.conftest import REPO, base_config
+from tests.fake_make import fake_make
 from tools import diagnose
 from tools.verify.runner import HttpResult, Result
 
@@ -214,28 +215,12 @@ def test_the_stacks_own_kubeconfig_is_read_when_the_stack_has_one() -> None:
 def test_make_up_runs_diagnose_when_pulumi_up_fails(tmp_path: Path) -> None:
     """The Makefile, with fake executables: no `pulumi login`, the project-local backend unless one is set, the
     preflight before Pulumi, diagnose after a failed `up`."""
-    venv, bin_dir, log = tmp_path / "venv", tmp_path / "bin", tmp_path / "log"
-    (venv / "bin").mkdir(parents=True)
-    bin_dir.mkdir()
-    recorder = '#!/bin/sh\necho "$(basename "$0") $* [backend=$PULUMI_BACKEND_URL]" >> "$LOG"\n'
-    scripts = {venv / "bin" / "python": recorder + 'case "$*" in *tools.doctor*) exit "${DOCTOR_RC:-0}";; esac\n',
-               venv / "bin" / "pip": recorder,
-               bin_dir / "pulumi": recorder + '[ "$1" = up ] && exit "${UP_RC:-0}"\nexit 0\n'}
-    for path, body in scripts.items():
-        path.write_text(body)
-        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    make = fake_make(tmp_path, "PULUMI_BACKEND_URL",
+                     python='case "$*" in *tools.doctor*) exit "${DOCTOR_RC:-0}";; esac\n',
+                     pulumi='[ "$1" = up ] && exit "${UP_RC:-0}"\nexit 0\n')
     state = tmp_path / "state"
-    base = {k: v for k, v in os.environ.items() if k != "PULUMI_BACKEND_URL"}
-    env = {**base, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(log)}
-
-    def make(target: str, **extra: str) -> tuple[int, list[str]]:
-        log.write_text("")
-        done = subprocess.run(["make", "-s", target, f"VENV={venv}", f"STATE_DIR={state}"], cwd=REPO,
-                              env={**env, **extra}, capture_output=True, text=True, timeout=60, check=False)
-        return done.returncode, log.read_text().splitlines()
-
     code, calls = make("up", UP_RC="1")
-    backend = f"[backend=file://{state}]"
+    backend = f"[PULUMI_BACKEND_URL=file://{state}]"
     assert code != 0 and state.is_dir()
     assert calls == [f"pip install -q -r requirements.txt {backend}", f"python -m tools.doctor --stack dev {backend}",
                      f"pulumi stack select dev --create {backend}", f"python -m tools.repair up --stack dev {backend}",
@@ -247,7 +232,7 @@ def test_make_up_runs_diagnose_when_pulumi_up_fails(tmp_path: Path) -> None:
     code, calls = make("preview", DOCTOR_RC="1")
     assert code != 0 and not [c for c in calls if c.startswith("pulumi")]  # a failed preflight stops before Pulumi
     code, calls = make("preview", PULUMI_BACKEND_URL="s3://team-bucket")
-    assert code == 0 and calls[-1] == "pulumi preview --diff --stack dev [backend=s3://team-bucket]"
+    assert code == 0 and calls[-1] == "pulumi preview --diff --stack dev [PULUMI_BACKEND_URL=s3://team-bucket]"
     # A cluster already gone: the repair lets the destroy finish (tests/unit/test_repair.py); it runs first.
     code, calls = make("destroy")
     assert code == 0 and calls[-2:] == [f"python -m tools.repair destroy --stack dev {backend}",

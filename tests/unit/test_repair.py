@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import stat
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +13,8 @@ from typing import Any
 import pytest
 
 from components.model.kind import kind_config, node_names
-from tests.conftest import REPO, base_config
+from tests.conftest import base_config
+from tests.fake_make import Make, fake_make
 from tools import repair
 from tools.doctor import Result
 
@@ -257,33 +255,18 @@ def test_main_prints_only_pulumis_arguments_on_stdout() -> None:
 
 # --- the Makefile around the repair: fake python (doctor, repair) and pulumi on PATH ---------------------------
 
-RECORDER = '#!/bin/sh\necho "$(basename "$0") $* [unreachable=$PULUMI_K8S_DELETE_UNREACHABLE]" >> "$LOG"\n'
 # The repair's stdout (REPAIR_OUT) is what the Makefile hands to Pulumi; REPAIR_RC / ANSWERS_RC its exit codes.
-FAKE_PYTHON = RECORDER + '''case "$*" in
+FAKE_REPAIR = '''case "$*" in
   *"tools.repair answers"*) exit "${ANSWERS_RC:-0}";;
   *tools.repair*) [ -n "$REPAIR_OUT" ] && printf '%s\\n' "$REPAIR_OUT"; exit "${REPAIR_RC:-0}";;
 esac
 '''
+UNREACHABLE = "PULUMI_K8S_DELETE_UNREACHABLE"
 
 
 @pytest.fixture
-def make(tmp_path: Path) -> Any:
-    venv, bin_dir, log = tmp_path / "venv", tmp_path / "bin", tmp_path / "log"
-    (venv / "bin").mkdir(parents=True)
-    bin_dir.mkdir()
-    for path, body in {venv / "bin" / "python": FAKE_PYTHON, venv / "bin" / "pip": RECORDER,
-                       bin_dir / "pulumi": RECORDER}.items():
-        path.write_text(body)
-        path.chmod(path.stat().st_mode | stat.S_IEXEC)
-    base = {k: v for k, v in os.environ.items() if k not in ("PULUMI_BACKEND_URL", "PULUMI_K8S_DELETE_UNREACHABLE")}
-    env = {**base, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LOG": str(log)}
-
-    def run(target: str, **extra: str) -> tuple[int, list[str]]:
-        log.write_text("")
-        done = subprocess.run(["make", "-s", target, f"VENV={venv}", f"STATE_DIR={tmp_path / 'state'}"], cwd=REPO,
-                              env={**env, **extra}, capture_output=True, text=True, timeout=60, check=False)
-        return done.returncode, log.read_text().splitlines()
-    return run
+def make(tmp_path: Path) -> Make:
+    return fake_make(tmp_path, UNREACHABLE, python=FAKE_REPAIR, unset=("PULUMI_BACKEND_URL",))
 
 
 def pulumi_calls(calls: list[str], verb: str) -> list[str]:
@@ -297,38 +280,38 @@ def repairs_arguments(machine: Machine, mode: str) -> str:
     return out.getvalue().strip()
 
 
-def test_make_up_hands_the_repairs_arguments_to_pulumi_up(make: Any) -> None:
+def test_make_up_hands_the_repairs_arguments_to_pulumi_up(make: Make) -> None:
     replace = repairs_arguments(Machine(containers={}), "up")  # the cluster is gone: --replace=<its command>
     code, calls = make("up", REPAIR_OUT=replace)
     [up] = pulumi_calls(calls, "up")
     assert code == 0 and up.split(" [")[0].split()[-1] == replace
 
 
-def test_make_up_stops_before_pulumi_when_the_repair_fails(make: Any) -> None:
+def test_make_up_stops_before_pulumi_when_the_repair_fails(make: Make) -> None:
     code, calls = make("up", REPAIR_RC="1")
     assert code != 0 and any("tools.repair up" in c for c in calls)
     assert not pulumi_calls(calls, "up")
 
 
-def test_make_up_fails_when_the_cluster_does_not_answer_after_the_update(make: Any) -> None:
+def test_make_up_fails_when_the_cluster_does_not_answer_after_the_update(make: Make) -> None:
     code, calls = make("up", ANSWERS_RC="1")
     assert pulumi_calls(calls, "up") and "tools.repair answers" in calls[-1]
     assert code != 0
 
 
-def test_make_preview_of_a_rebuild_lets_the_provider_forget_the_unreachable(make: Any) -> None:
+def test_make_preview_of_a_rebuild_lets_the_provider_forget_the_unreachable(make: Make) -> None:
     rebuild = repairs_arguments(Machine(containers={}), "preview")  # --refresh, --replace=<the cluster's command>
     code, calls = make("preview", REPAIR_OUT=rebuild)
     [preview] = pulumi_calls(calls, "preview")
-    forgets = repair.DELETE_UNREACHABLE["PULUMI_K8S_DELETE_UNREACHABLE"]
-    assert code == 0 and preview.endswith(f"[unreachable={forgets}]")
+    forgets = repair.DELETE_UNREACHABLE[UNREACHABLE]
+    assert code == 0 and preview.endswith(f"[{UNREACHABLE}={forgets}]")
     assert all(argument in preview.split() for argument in rebuild.split())
     code, calls = make("preview")  # nothing to rebuild: the provider's ordinary behaviour
     [preview] = pulumi_calls(calls, "preview")
-    assert preview.endswith("[unreachable=]")
+    assert preview.endswith(f"[{UNREACHABLE}=]")
 
 
-def test_make_destroy_stops_before_pulumi_when_the_repair_fails(make: Any) -> None:
+def test_make_destroy_stops_before_pulumi_when_the_repair_fails(make: Make) -> None:
     code, calls = make("destroy", REPAIR_RC="1")
     assert code != 0 and any("tools.repair destroy" in c for c in calls)
     assert not pulumi_calls(calls, "destroy")
